@@ -1,0 +1,83 @@
+"""The one exception tree of syncwatch.
+
+Foreign errors (httpx, sqlite3, pydantic, YAML) are translated once, at the boundary where they
+arise, into one of these, always with ``raise ... from exc`` so the original stays in the chain::
+
+    SyncwatchError
+    ├── ConfigError          a config, probe template, contract or scenario file is invalid
+    ├── StoreError           the database cannot be opened, migrated or written
+    │   └── StoreVersionError    the file is newer than this code, or not a syncwatch database
+    └── VendorError          a vendor call failed; carries the DESIGN §6 error class
+        ├── AuthError            401/403 after one refresh
+        ├── RateLimited          429 and vendor throttle codes; may carry Retry-After
+        ├── QuotaExhausted       the daily allowance is spent
+        ├── VendorUnavailable    5xx, timeouts, connection failures
+        ├── MalformedResponse    2xx whose body is not the documented shape
+        └── ValidationRejected   the vendor refused the record's fields
+"""
+
+from __future__ import annotations
+
+
+class SyncwatchError(Exception):
+    """Root of every error syncwatch raises on purpose."""
+
+
+class ConfigError(SyncwatchError):
+    """A configuration file is invalid.
+
+    ``problems`` holds one ``"file: key.path: reason"`` line per problem so the CLI can list every
+    problem at once instead of making the operator fix them one run at a time.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class StoreError(SyncwatchError):
+    """The SQLite store cannot be opened, migrated or written."""
+
+
+class StoreVersionError(StoreError):
+    """The database file is not ours, or was written by a newer syncwatch."""
+
+
+class VendorError(SyncwatchError):
+    """A vendor API call failed; ``error_class`` is one of DESIGN §6's classes."""
+
+    error_class = "vendor_5xx"
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class AuthError(VendorError):
+    error_class = "auth"
+
+
+class RateLimited(VendorError):
+    error_class = "rate_limited"
+
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after_s: float | None = None
+    ) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(message, status=status)
+
+
+class QuotaExhausted(VendorError):
+    error_class = "quota_exhausted"
+
+
+class VendorUnavailable(VendorError):
+    error_class = "vendor_5xx"
+
+
+class MalformedResponse(VendorError):
+    error_class = "malformed"
+
+
+class ValidationRejected(VendorError):
+    error_class = "validation"

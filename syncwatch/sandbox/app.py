@@ -1,0 +1,51 @@
+"""The sandbox as one ASGI app: every emulated vendor under a prefix standing for its host.
+
+``/hubspot`` is api.hubapi.com, ``/hsforms`` is api.hsforms.com, ``/salesforce`` is a My Domain
+host (login and instance), ``/_sandbox`` is introspection. An account's ``base_url`` is then
+``http://127.0.0.1:PORT/<prefix>`` and the vendor's own paths follow unchanged.
+"""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.routing import Mount
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from syncwatch.clock import Clock, RealClock
+from syncwatch.sandbox import control, hubspot, salesforce
+from syncwatch.sandbox.scenario import Scenario
+from syncwatch.sandbox.sync import SyncEngine
+from syncwatch.sandbox.world import World
+
+
+class _DeliverDueSyncs:
+    """Before each request, let the connector deliver whatever fell due on the clock."""
+
+    def __init__(self, app: ASGIApp, sync: SyncEngine) -> None:
+        self.app = app
+        self.sync = sync
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            self.sync.run_due()
+        await self.app(scope, receive, send)
+
+
+def create_app(
+    scenario: Scenario | None = None, clock: Clock | None = None, seed: int | None = None
+) -> Starlette:
+    """Build a sandbox; ``app.state.world`` and ``app.state.sync`` expose it to in-process tests."""
+    world = World.create(scenario or Scenario(), clock or RealClock(), seed)
+    sync = SyncEngine(world)
+    app = Starlette(
+        routes=[
+            Mount("/hubspot", routes=hubspot.crm_routes(world, sync)),
+            Mount("/hsforms", routes=hubspot.forms_routes(world, sync)),
+            Mount("/salesforce", routes=salesforce.routes(world)),
+            Mount("/_sandbox", routes=control.routes(world, sync)),
+        ]
+    )
+    app.add_middleware(_DeliverDueSyncs, sync=sync)
+    app.state.world = world
+    app.state.sync = sync
+    return app

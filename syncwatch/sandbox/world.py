@@ -1,0 +1,136 @@
+"""The sandbox's in-memory world: both vendors' records, the connector queue, faults, dice.
+
+Vendor modules own HTTP shapes; this module owns the facts they render, so the sync engine and
+the introspection endpoints see one truth.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from syncwatch.clock import Clock
+from syncwatch.sandbox.faults import FaultBook
+from syncwatch.sandbox.scenario import Scenario
+
+_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_CHECKSUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+
+
+def salesforce_id(key_prefix: str, number: int) -> str:
+    """An 18-character Salesforce record id (3-char key prefix, 12-char counter, checksum).
+
+    The three suffix characters encode which of the 15 characters are upper case, as Salesforce
+    does, so ids look and case-insensitively compare like the real thing.
+    """
+    digits = ""
+    for _ in range(12):
+        number, rest = divmod(number, 62)
+        digits = _BASE62[rest] + digits
+    short = key_prefix + digits
+    suffix = ""
+    for chunk in (short[0:5], short[5:10], short[10:15]):
+        bits = sum(1 << i for i, char in enumerate(chunk) if "A" <= char <= "Z")
+        suffix += _CHECKSUM[bits]
+    return short + suffix
+
+
+@dataclass
+class Contact:
+    """A HubSpot contact."""
+
+    id: str
+    properties: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+    origin: str  # "form" or "api"
+    archived_at: datetime | None = None
+
+    @property
+    def email(self) -> str:
+        return self.properties.get("email", "")
+
+
+@dataclass
+class CrmRecord:
+    """A Salesforce Lead or Contact; ``created_at`` is the true instant, to the microsecond."""
+
+    id: str
+    sobject: str
+    fields: dict[str, Any]
+    created_at: datetime
+    origin_contact_id: str | None = None
+
+    @property
+    def email(self) -> str:
+        return str(self.fields.get("Email") or "")
+
+
+@dataclass
+class World:
+    """Everything the sandbox remembers, on one clock and one seeded random source."""
+
+    scenario: Scenario
+    clock: Clock
+    rng: random.Random
+    started_at: datetime
+    faults: FaultBook
+    contacts: dict[str, Contact] = field(default_factory=dict)
+    crm: dict[str, CrmRecord] = field(default_factory=dict)
+    _live_by_email: dict[str, str] = field(default_factory=dict)
+    _contact_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(101))
+    _crm_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    @classmethod
+    def create(cls, scenario: Scenario, clock: Clock, seed: int | None = None) -> World:
+        rng = random.Random(scenario.seed if seed is None else seed)
+        started_at = clock.now()
+        world = cls(scenario, clock, rng, started_at, FaultBook(rng))
+        for spec in scenario.faults:
+            world.faults.schedule(spec, started_at)
+        return world
+
+    def is_synthetic(self, email: str) -> bool:
+        return email.lower().endswith("@" + self.scenario.probe_domain.lower())
+
+    def contact_by_email(self, email: str) -> Contact | None:
+        contact_id = self._live_by_email.get(email.lower())
+        return self.contacts[contact_id] if contact_id else None
+
+    def archive_contact(self, contact_id: str) -> bool:
+        """Archive (soft-delete) a contact; False when there is no live contact by that id."""
+        contact = self.contacts.get(contact_id)
+        if contact is None or contact.archived_at is not None:
+            return False
+        contact.archived_at = self.clock.now()
+        self._live_by_email.pop(contact.email.lower(), None)
+        return True
+
+    def new_contact(self, properties: dict[str, str], origin: str) -> Contact:
+        now = self.clock.now()
+        contact = Contact(str(next(self._contact_ids)), dict(properties), now, now, origin)
+        self.contacts[contact.id] = contact
+        if contact.email:
+            self._live_by_email[contact.email.lower()] = contact.id
+        return contact
+
+    def new_crm_record(
+        self,
+        sobject: str,
+        fields: dict[str, Any],
+        created_at: datetime,
+        origin_contact_id: str | None = None,
+    ) -> CrmRecord:
+        prefix = "00Q" if sobject == "Lead" else "003"
+        record = CrmRecord(
+            salesforce_id(prefix, next(self._crm_ids)),
+            sobject,
+            dict(fields),
+            created_at,
+            origin_contact_id,
+        )
+        self.crm[record.id] = record
+        return record

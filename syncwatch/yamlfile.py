@@ -1,0 +1,64 @@
+"""Reading YAML files into pydantic models with errors a person can act on.
+
+Config files, probe templates, contracts and sandbox scenarios all go through here, so every one
+of them reports problems the same way: ``file: key.path: reason``, all problems at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from syncwatch.errors import ConfigError
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse ``path``; unreadable files and YAML syntax errors become ``ConfigError``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([f"{path}: {where}not valid YAML: {problem}"]) from exc
+
+
+def validate(model: type[ModelT], raw: Any, source: Path | str, prefix: str = "") -> ModelT:
+    """Validate ``raw`` as ``model``; on failure list every problem with file and key path."""
+    try:
+        return model.model_validate({} if raw is None else raw)
+    except ValidationError as exc:
+        raise ConfigError(describe_errors(source, exc.errors(), prefix)) from exc
+
+
+def describe_errors(source: Path | str, errors: Iterable[ErrorDetails], prefix: str = "") -> list[str]:
+    """``config/prod.yaml: integrations[0].every: must be at least 10s`` for each error."""
+    return [f"{source}: {key_path(error['loc'], prefix)}: {reason(error)}" for error in errors]
+
+
+def key_path(loc: Iterable[int | str], prefix: str = "") -> str:
+    """Render a pydantic location as the dotted path an operator sees in the file."""
+    text = prefix
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return text.lstrip(".") or "(top level)"
+
+
+def reason(error: ErrorDetails) -> str:
+    """Pydantic's message, minus its internal prefixes, in the operator's words."""
+    if error["type"] == "extra_forbidden":
+        return "unknown key"
+    if error["type"] == "missing":
+        return "required key is missing"
+    return str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")

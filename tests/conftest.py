@@ -1,0 +1,41 @@
+"""Shared fixtures: a virtual clock and an in-process sandbox reached through httpx."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from syncwatch.clock import VirtualClock
+from syncwatch.sandbox import create_app
+from syncwatch.sandbox.scenario import Scenario
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture
+def clock() -> VirtualClock:
+    return VirtualClock()
+
+
+@pytest.fixture
+def scenario() -> Scenario:
+    """The default scenario; override this fixture in a test module to change it."""
+    return Scenario(seed=7)
+
+
+@pytest.fixture
+def sandbox(scenario: Scenario, clock: VirtualClock) -> Starlette:
+    return create_app(scenario, clock)
+
+
+@pytest.fixture
+async def client(sandbox: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client whose requests go straight into the sandbox app, no sockets."""
+    transport = httpx.ASGITransport(app=sandbox)
+    async with httpx.AsyncClient(transport=transport, base_url="http://sandbox.test") as http:
+        yield http
