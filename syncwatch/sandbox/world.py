@@ -21,21 +21,24 @@ _CHECKSUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 
 
 def salesforce_id(key_prefix: str, number: int) -> str:
-    """An 18-character Salesforce record id (3-char key prefix, 12-char counter, checksum).
-
-    The three suffix characters encode which of the 15 characters are upper case, as Salesforce
-    does, so ids look and case-insensitively compare like the real thing.
-    """
+    """An 18-character Salesforce record id: 3-char key prefix, 12-char counter, checksum."""
     digits = ""
     for _ in range(12):
         number, rest = divmod(number, 62)
         digits = _BASE62[rest] + digits
-    short = key_prefix + digits
+    return with_checksum(key_prefix + digits)
+
+
+def with_checksum(short_id: str) -> str:
+    """Salesforce's 15 → 18 character id: each 5-char chunk's upper-case positions as a letter.
+
+    This is what makes 18-character ids safe to compare case-insensitively.
+    """
     suffix = ""
-    for chunk in (short[0:5], short[5:10], short[10:15]):
+    for chunk in (short_id[0:5], short_id[5:10], short_id[10:15]):
         bits = sum(1 << i for i, char in enumerate(chunk) if "A" <= char <= "Z")
         suffix += _CHECKSUM[bits]
-    return short + suffix
+    return short_id + suffix
 
 
 @dataclass
@@ -80,6 +83,9 @@ class World:
     faults: FaultBook
     contacts: dict[str, Contact] = field(default_factory=dict)
     crm: dict[str, CrmRecord] = field(default_factory=dict)
+    #: Per-vendor emulation state (e.g. quota counters), keyed by vendor, so every route group of
+    #: one vendor (HubSpot's two hosts) shares one account; vendor modules own what is inside.
+    vendor_state: dict[str, Any] = field(default_factory=dict)
     _live_by_email: dict[str, str] = field(default_factory=dict)
     _contact_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(101))
     _crm_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))

@@ -1,0 +1,284 @@
+"""The SQLite store: probes, API calls and the latest quota per account.
+
+One file, WAL, foreign keys on, and one writer (the daemon's event loop owns the connection; other
+processes may read). The schema carries a version in ``PRAGMA user_version`` and syncwatch's
+``PRAGMA application_id``, so a foreign file or one written by a newer build is refused with a
+clear message instead of being "migrated" into garbage. Migrations only go forward.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from syncwatch.errors import StoreError, StoreVersionError
+
+#: "SYNW" — marks a file as a syncwatch database (``PRAGMA application_id``).
+APPLICATION_ID = 0x53594E57
+
+
+def _v1_initial(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE probes (
+            probe_id TEXT PRIMARY KEY,
+            integration TEXT NOT NULL,
+            template TEXT NOT NULL,
+            email TEXT NOT NULL,
+            state TEXT NOT NULL,
+            outcome TEXT,
+            error_class TEXT,
+            scheduled_at TEXT NOT NULL,
+            injecting_at TEXT,
+            accepted_at TEXT,
+            detected_at TEXT,
+            verified_at TEXT,
+            cleaned_at TEXT,
+            finished_at TEXT,
+            destination_created_at TEXT,
+            latency_s REAL,
+            latency_method TEXT,
+            source_ref TEXT,
+            destination_ref TEXT,
+            detail TEXT
+        );
+        CREATE INDEX probes_by_integration_time ON probes (integration, scheduled_at);
+        CREATE INDEX probes_unfinished ON probes (state) WHERE finished_at IS NULL;
+
+        CREATE TABLE api_calls (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            vendor TEXT NOT NULL,
+            account TEXT NOT NULL,
+            operation TEXT NOT NULL,
+            status INTEGER,
+            duration_s REAL NOT NULL,
+            error_class TEXT,
+            integration TEXT,
+            probe_id TEXT REFERENCES probes (probe_id) ON DELETE SET NULL,
+            quota_used INTEGER,
+            quota_limit INTEGER,
+            quota_window TEXT
+        );
+        CREATE INDEX api_calls_by_account_time ON api_calls (account, at);
+        CREATE INDEX api_calls_by_probe ON api_calls (probe_id);
+
+        CREATE TABLE quota_latest (
+            account TEXT NOT NULL,
+            window TEXT NOT NULL,
+            vendor TEXT NOT NULL,
+            used INTEGER NOT NULL,
+            quota_limit INTEGER NOT NULL,
+            observed_at TEXT NOT NULL,
+            PRIMARY KEY (account, window)
+        );
+        """
+    )
+
+
+#: MIGRATIONS[n] takes a database from schema version n to n + 1.
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_initial]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def to_db_time(moment: datetime) -> str:
+    """UTC, fixed width, so text order is time order in indexes and range queries."""
+    if moment.tzinfo is None:
+        raise ValueError("store times must be timezone-aware")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def from_db_time(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    """One HTTP request to a vendor, as DESIGN §2 defines an API call."""
+
+    at: datetime
+    vendor: str
+    account: str
+    operation: str
+    status: int | None
+    duration_s: float
+    error_class: str | None = None
+    integration: str | None = None
+    probe_id: str | None = None
+    quota_used: int | None = None
+    quota_limit: int | None = None
+    quota_window: str | None = None
+
+
+@dataclass(frozen=True)
+class QuotaReading:
+    account: str
+    window: str
+    vendor: str
+    used: int
+    limit: int
+    observed_at: datetime
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.limit - self.used)
+
+
+class Store:
+    """Typed access to the database; the only module that writes SQL."""
+
+    def __init__(self, db: sqlite_utils.Database, path: str) -> None:
+        self.db = db
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path | str) -> Store:
+        """Open (creating if absent) and migrate the database at ``path``; ``:memory:`` works."""
+        name = str(path)
+        try:
+            db = sqlite_utils.Database(sqlite3.connect(name, timeout=10.0))
+        except sqlite3.Error as exc:
+            raise StoreError(f"{name}: cannot open the database: {exc}") from exc
+        try:
+            db.execute("PRAGMA foreign_keys = ON")
+            if name != ":memory:":
+                db.enable_wal()
+            store = cls(db, name)
+            store._migrate()
+        except StoreError:
+            db.close()
+            raise
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise StoreVersionError(f"{name}: not a syncwatch database ({exc})") from exc
+        return store
+
+    def close(self) -> None:
+        self.db.close()
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._pragma("user_version"))
+
+    def _pragma(self, name: str) -> Any:
+        return self.db.execute(f"PRAGMA {name}").fetchone()[0]
+
+    def _migrate(self) -> None:
+        version, app_id = self.schema_version, int(self._pragma("application_id"))
+        if app_id != APPLICATION_ID and (version or app_id or self.db.table_names()):
+            raise StoreVersionError(
+                f"{self.path}: not a syncwatch database (it holds other tables); "
+                "point `database:` at a new file"
+            )
+        if version > SCHEMA_VERSION:
+            raise StoreVersionError(
+                f"{self.path}: written by a newer syncwatch (schema {version}; this build "
+                f"knows up to {SCHEMA_VERSION}); upgrade syncwatch or use another file"
+            )
+        for target in range(version, SCHEMA_VERSION):
+            with self.db.atomic():
+                MIGRATIONS[target](self.db)
+                self.db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                self.db.execute(f"PRAGMA user_version = {target + 1}")
+
+    # -- probes ---------------------------------------------------------------------------
+
+    def insert_probe(self, probe: Mapping[str, Any]) -> None:
+        """Persist a new probe before anything is sent, so a crash can never forget it."""
+        self.db.table("probes").insert(_encode(probe))
+
+    def update_probe(self, probe_id: str, **changes: Any) -> None:
+        """Record one lifecycle transition; every transition is committed at once."""
+        unknown = set(changes) - self.probe_columns()
+        if unknown or not changes:
+            raise StoreError(f"cannot update probe columns {sorted(unknown) or '(none)'}")
+        with self.db.atomic():
+            cursor = self.db.execute(
+                "UPDATE probes SET "
+                + ", ".join(f"[{column}] = ?" for column in changes)
+                + " WHERE probe_id = ?",
+                [*_encode(changes).values(), probe_id],
+            )
+        if cursor.rowcount != 1:
+            raise StoreError(f"no probe {probe_id!r} to update")
+
+    def probe_columns(self) -> set[str]:
+        return set(self.db.table("probes").columns_dict)
+
+    def get_probe(self, probe_id: str) -> dict[str, Any] | None:
+        rows = list(self.db.query("SELECT * FROM probes WHERE probe_id = ?", [probe_id]))
+        return rows[0] if rows else None
+
+    def unfinished_probes(self) -> list[dict[str, Any]]:
+        """Probes without a terminal outcome: what a restarted daemon must resume."""
+        return list(
+            self.db.query("SELECT * FROM probes WHERE finished_at IS NULL ORDER BY scheduled_at")
+        )
+
+    # -- API calls and quota --------------------------------------------------------------
+
+    def record_call(self, call: ApiCall) -> None:
+        try:
+            with self.db.atomic():
+                self._insert_call(call)
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"cannot record {call.operation} call: {exc}") from exc
+
+    def _insert_call(self, call: ApiCall) -> None:
+        self.db.table("api_calls").insert(_encode(asdict(call)))
+        if call.quota_used is None or call.quota_limit is None:
+            return
+        window = call.quota_window or "daily"
+        reading = QuotaReading(
+            call.account, window, call.vendor, call.quota_used, call.quota_limit, call.at
+        )
+        self._save_quota(reading)
+
+    def save_quota(self, reading: QuotaReading) -> None:
+        with self.db.atomic():
+            self._save_quota(reading)
+
+    def _save_quota(self, reading: QuotaReading) -> None:
+        row = _encode(asdict(reading))
+        row["quota_limit"] = row.pop("limit")
+        self.db.table("quota_latest").upsert(row, pk=("account", "window"))
+
+    def latest_quota(self) -> list[QuotaReading]:
+        rows = self.db.query("SELECT * FROM quota_latest ORDER BY account, window")
+        return [
+            QuotaReading(
+                r["account"],
+                r["window"],
+                r["vendor"],
+                r["used"],
+                r["quota_limit"],
+                from_db_time(r["observed_at"]),
+            )
+            for r in rows
+        ]
+
+    def calls(self, account: str | None = None) -> Iterator[dict[str, Any]]:
+        if account is None:
+            return self.db.query("SELECT * FROM api_calls ORDER BY id")
+        return self.db.query("SELECT * FROM api_calls WHERE account = ? ORDER BY id", [account])
+
+    def count_calls(self, account: str, since: datetime, until: datetime) -> int:
+        """Our own calls to an account in a window: what the monitor itself cost."""
+        row = self.db.execute(
+            "SELECT count(*) FROM api_calls WHERE account = ? AND at >= ? AND at < ?",
+            [account, to_db_time(since), to_db_time(until)],
+        ).fetchone()
+        return int(row[0])
+
+
+def _encode(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        key: to_db_time(value) if isinstance(value, datetime) else value
+        for key, value in values.items()
+    }

@@ -1,0 +1,87 @@
+"""``/_sandbox``: state counts, true creation times, and live faults over HTTP."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+from starlette.applications import Starlette
+
+from syncwatch.clock import VirtualClock
+from syncwatch.sandbox.world import World
+
+
+def seed_records(sandbox: Starlette) -> World:
+    world: World = sandbox.state.world
+    for email in ("syncwatch+a1@probe.syncwatch.example", "jane@customer.example"):
+        contact = world.new_contact({"email": email, "lastname": "X", "company": "Y"}, "form")
+        sandbox.state.sync.enqueue(contact)
+    return world
+
+
+async def test_state_counts_synthetic_and_other_records_per_side(
+    sandbox: Starlette, client: httpx.AsyncClient, clock: VirtualClock
+) -> None:
+    """Counts split synthetic (probe domain) from customer records, plus the sync queue."""
+    seed_records(sandbox)
+    before = (await client.get("/_sandbox/state")).json()
+    assert before["hubspot"] == {"records": 2, "synthetic": 1, "archived": 0}
+    assert before["salesforce"] == {"records": 0, "synthetic": 0}
+    assert before["sync"]["pending"] == 2
+    await clock.advance(7200)
+    after = (await client.get("/_sandbox/state")).json()
+    assert after["salesforce"] == {"records": 2, "synthetic": 1}
+    assert after["sync"] == {"pending": 0, "delivered": 2, "dropped": 0, "rejected": 0}
+    assert after["now"] == clock.now().isoformat()
+
+
+async def test_records_expose_true_creation_times(
+    sandbox: Starlette, client: httpx.AsyncClient, clock: VirtualClock
+) -> None:
+    """Each Salesforce record lists its true, sub-second creation instant and its origin."""
+    world = seed_records(sandbox)
+    await clock.advance(7200)
+    body = (await client.get("/_sandbox/records", params={"synthetic": "true"})).json()
+    (lead,) = body["salesforce"]
+    record = world.crm[lead["id"]]
+    assert lead["created_at"] == record.created_at.isoformat()
+    assert lead["email"] == "syncwatch+a1@probe.syncwatch.example"
+    assert lead["origin_contact_id"] == body["hubspot"][0]["id"]
+    everything = (await client.get("/_sandbox/records")).json()
+    assert len(everything["hubspot"]) == len(everything["salesforce"]) == 2
+
+
+async def test_faults_can_be_added_listed_and_cleared_live(
+    client: httpx.AsyncClient, clock: VirtualClock
+) -> None:
+    """POST schedules relative to now; DELETE by id or all; GET lists what is in force."""
+    await clock.advance(60)
+    created = await client.post(
+        "/_sandbox/faults", json={"kind": "outage", "vendor": "hubspot", "for": "5m"}
+    )
+    assert created.status_code == 201
+    fault = created.json()
+    assert fault["start"] == clock.now().isoformat()
+    assert fault["end"] == (clock.now() + timedelta(minutes=5)).isoformat()
+    await client.post("/_sandbox/faults", json={"kind": "drop", "rate": 0.5})
+    listed = (await client.get("/_sandbox/faults")).json()["faults"]
+    assert [f["kind"] for f in listed] == ["outage", "drop"]
+    assert (await client.delete(f"/_sandbox/faults/{fault['id']}")).json() == {"removed": 1}
+    assert (await client.delete("/_sandbox/faults/999")).status_code == 404
+    assert (await client.delete("/_sandbox/faults")).json() == {"removed": 1}
+    assert (await client.get("/_sandbox/faults")).json() == {"faults": []}
+
+
+async def test_bad_fault_requests_say_what_is_wrong(client: httpx.AsyncClient) -> None:
+    """Invalid JSON, unknown keys and missing vendors are refused with the key and reason."""
+    garbage = await client.post("/_sandbox/faults", content=b"{not json")
+    assert garbage.status_code == 400
+    unknown = await client.post("/_sandbox/faults", json={"kind": "outage", "vendr": "x"})
+    assert unknown.status_code == 422
+    assert "body: vendr: unknown key" in unknown.json()["errors"]
+    vendorless = await client.post("/_sandbox/faults", json={"kind": "outage"})
+    assert vendorless.json()["errors"] == [
+        "body: (top level): fault kind 'outage' needs a vendor: hubspot or salesforce"
+    ]
+    bad_rate = await client.post("/_sandbox/faults", json={"kind": "drop", "rate": 2})
+    assert bad_rate.json()["errors"] == ["body: rate: Input should be less than or equal to 1"]

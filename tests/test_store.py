@@ -1,0 +1,192 @@
+"""The store: schema versioning, forward migrations, refusal of foreign files, round trips."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlite_utils
+
+from syncwatch import store as store_module
+from syncwatch.errors import StoreError, StoreVersionError
+from syncwatch.store import APPLICATION_ID, SCHEMA_VERSION, ApiCall, Store, from_db_time, to_db_time
+
+T0 = datetime(2026, 10, 5, 9, 0, tzinfo=UTC)
+
+
+def probe_row(probe_id: str = "p1", **overrides: object) -> dict[str, object]:
+    row: dict[str, object] = {
+        "probe_id": probe_id,
+        "integration": "hs-sf",
+        "template": "demo-request",
+        "email": f"syncwatch+{probe_id}@probe.example.com",
+        "state": "scheduled",
+        "scheduled_at": T0,
+    }
+    row.update(overrides)
+    return row
+
+
+def test_new_database_is_marked_and_versioned(tmp_path: Path) -> None:
+    """A new file gets syncwatch's application id, the current schema version and WAL."""
+    store = Store.open(tmp_path / "s.db")
+    assert store.schema_version == SCHEMA_VERSION
+    assert store.db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert {"probes", "api_calls", "quota_latest"} <= set(store.db.table_names())
+
+
+def test_reopening_keeps_data_and_does_not_migrate_again(tmp_path: Path) -> None:
+    """Opening an up-to-date database runs no migration and loses nothing."""
+    path = tmp_path / "s.db"
+    Store.open(path).insert_probe(probe_row())
+    again = Store.open(path)
+    assert again.get_probe("p1") is not None
+    assert again.schema_version == SCHEMA_VERSION
+
+
+def test_migrations_run_forward_from_an_older_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database at version 1 is brought to version 2 by the next migration, once."""
+    path = tmp_path / "s.db"
+    Store.open(path).close()
+    ran: list[int] = []
+
+    def v2(db: sqlite_utils.Database) -> None:
+        ran.append(2)
+        db.execute("ALTER TABLE probes ADD COLUMN extra TEXT")
+
+    monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS, v2])
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 2)
+    store = Store.open(path)
+    assert ran == [2]
+    assert store.schema_version == 2
+    assert "extra" in store.probe_columns()
+    Store.open(path)
+    assert ran == [2]
+
+
+def test_a_newer_database_is_refused(tmp_path: Path) -> None:
+    """A file written by a newer build names both versions instead of guessing."""
+    path = tmp_path / "s.db"
+    Store.open(path).db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 5}")
+    with pytest.raises(StoreVersionError, match=rf"newer syncwatch \(schema {SCHEMA_VERSION + 5}"):
+        Store.open(path)
+
+
+def test_a_foreign_sqlite_file_is_refused_untouched(tmp_path: Path) -> None:
+    """Another application's database is not migrated into ours."""
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE invoices (id INTEGER)")
+    with pytest.raises(StoreVersionError, match="not a syncwatch database"):
+        Store.open(path)
+    with sqlite3.connect(path) as conn:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    assert tables == {"invoices"}
+
+
+def test_a_file_that_is_not_sqlite_is_refused(tmp_path: Path) -> None:
+    """Garbage bytes give a clear error, not a traceback from deep inside sqlite3."""
+    path = tmp_path / "garbage.db"
+    path.write_bytes(b"this is not a database at all, just text" * 100)
+    with pytest.raises(StoreVersionError, match=r"garbage\.db: not a syncwatch database"):
+        Store.open(path)
+
+
+def test_an_unopenable_path_is_a_store_error(tmp_path: Path) -> None:
+    """A path in a missing directory names the path."""
+    with pytest.raises(StoreError, match="cannot open"):
+        Store.open(tmp_path / "missing" / "dir" / "s.db")
+
+
+def test_probe_lifecycle_round_trip() -> None:
+    """Each transition is persisted; unfinished probes are what a restart resumes."""
+    store = Store.open(":memory:")
+    store.insert_probe(probe_row("p1"))
+    store.insert_probe(probe_row("p2", scheduled_at=T0 + timedelta(minutes=1)))
+    store.update_probe("p1", state="in_flight", accepted_at=T0 + timedelta(seconds=2))
+    store.update_probe(
+        "p2",
+        state="cleaned",
+        outcome="ok",
+        latency_s=61.5,
+        latency_method="created_date",
+        finished_at=T0 + timedelta(minutes=3),
+    )
+    p1 = store.get_probe("p1")
+    assert p1 is not None
+    assert p1["state"] == "in_flight"
+    assert from_db_time(p1["accepted_at"]) == T0 + timedelta(seconds=2)
+    assert [row["probe_id"] for row in store.unfinished_probes()] == ["p1"]
+
+
+def test_updating_an_unknown_probe_or_column_fails_loudly() -> None:
+    """A typo in a column or a lost probe id is an error, never a silent no-op."""
+    store = Store.open(":memory:")
+    store.insert_probe(probe_row("p1"))
+    with pytest.raises(StoreError, match="no probe 'nope'"):
+        store.update_probe("nope", state="in_flight")
+    with pytest.raises(StoreError, match="statee"):
+        store.update_probe("p1", statee="in_flight")
+
+
+def test_calls_keep_the_latest_quota_per_account_and_window() -> None:
+    """Each call with quota figures updates that account's latest reading; counts are per window."""
+    store = Store.open(":memory:")
+    for i, used in enumerate([10, 11, 12]):
+        store.record_call(
+            ApiCall(
+                at=T0 + timedelta(seconds=i),
+                vendor="salesforce",
+                account="sf-prod",
+                operation="query",
+                status=200,
+                duration_s=0.2,
+                quota_used=used,
+                quota_limit=15000,
+                quota_window="api-usage",
+            )
+        )
+    store.record_call(
+        ApiCall(T0, "hubspot", "hs-prod", "forms.submit", 503, 1.0, error_class="vendor_5xx")
+    )
+    (reading,) = store.latest_quota()
+    assert (reading.account, reading.window, reading.used, reading.remaining) == (
+        "sf-prod",
+        "api-usage",
+        12,
+        14988,
+    )
+    assert reading.observed_at == T0 + timedelta(seconds=2)
+    assert store.count_calls("sf-prod", T0, T0 + timedelta(seconds=2)) == 2
+    assert [c["error_class"] for c in store.calls("hs-prod")] == ["vendor_5xx"]
+
+
+def test_a_call_may_reference_a_probe_and_foreign_keys_are_enforced() -> None:
+    """Calls point at their probe; a call for a probe that does not exist is refused."""
+    store = Store.open(":memory:")
+    store.insert_probe(probe_row("p1"))
+    store.record_call(ApiCall(T0, "hubspot", "hs", "forms.submit", 200, 0.1, probe_id="p1"))
+    with pytest.raises(StoreError, match="FOREIGN KEY"):
+        store.record_call(ApiCall(T0, "hubspot", "hs", "forms.submit", 200, 0.1, probe_id="zz"))
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [T0, T0 + timedelta(microseconds=1), datetime(2026, 3, 8, 7, 0, tzinfo=UTC)],
+)
+def test_times_round_trip_and_sort_as_text(moment: datetime) -> None:
+    """Stored times are fixed-width UTC text, so text order is time order."""
+    assert from_db_time(to_db_time(moment)) == moment
+    assert to_db_time(moment) < to_db_time(moment + timedelta(microseconds=1))
+
+
+def test_naive_times_are_refused() -> None:
+    """A naive datetime is a bug upstream; the store will not guess its zone."""
+    with pytest.raises(ValueError, match="timezone-aware"):
+        to_db_time(datetime(2026, 1, 1))  # noqa: DTZ001
