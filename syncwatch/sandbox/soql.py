@@ -1,0 +1,320 @@
+"""The SOQL subset the sandbox understands, parsed and evaluated without any HTTP.
+
+syncwatch sends few query shapes: a batched probe lookup (``WHERE Email IN (...)``), a single
+lookup (``WHERE Email = '...'``) and the sweep (``WHERE Email LIKE '%@domain' AND CreatedDate <
+<datetime>``), each with an optional ``LIMIT``. The sandbox accepts that grammar, generalised just
+enough to stay regular (any field, ``AND`` only), and refuses the rest as ``MALFORMED_QUERY``,
+so an adapter that drifts into SOQL the sandbox cannot check fails loudly instead of silently.
+
+Grammar::
+
+    query     := SELECT field ("," field)* FROM sobject [WHERE condition (AND condition)*]
+                 [LIMIT integer]
+    condition := field ("=" | "!=" | LIKE) string
+               | field IN "(" string ("," string)* ")"
+               | field ("=" | "!=" | "<" | "<=" | ">" | ">=") datetime
+
+Vendor docs: SOQL SELECT syntax and date formats,
+https://developer.salesforce.com/docs/platform/salesforce-soql-sosl/guide/sforce-api-calls-soql-select-dateformats.md
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+SOBJECTS = ("Lead", "Contact")
+
+_TOKEN = re.compile(
+    r"""
+    (?P<space>\s+)
+    | (?P<string>'(?:[^'\\]|\\.)*')
+    | (?P<datetime>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:Z|[+-]\d{2}:\d{2}))
+    | (?P<integer>\d+)
+    | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
+    | (?P<op><=|>=|!=|=|<|>)
+    | (?P<punct>[,()])
+    """,
+    re.VERBOSE,
+)
+_KEYWORDS = frozenset({"SELECT", "FROM", "WHERE", "AND", "IN", "LIKE", "LIMIT"})
+# Escapes the SOQL reference lists for string literals; \% and \_ stay escaped for LIKE.
+_ESCAPES = {"'": "'", '"': '"', "\\": "\\", "n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f"}
+_STRING_OPS = frozenset({"=", "!="})
+_DATETIME_OPS = frozenset({"=", "!=", "<", "<=", ">", ">="})
+
+
+class SoqlError(ValueError):
+    """A query the sandbox refuses, carrying the Salesforce ``errorCode`` to answer with."""
+
+    def __init__(self, error_code: str, message: str) -> None:
+        super().__init__(message)
+        self.error_code = error_code
+        self.message = message
+
+
+def malformed(message: str) -> SoqlError:
+    return SoqlError("MALFORMED_QUERY", message)
+
+
+@dataclass(frozen=True)
+class Token:
+    kind: str  # space/string/datetime/integer/name/op/punct/keyword/end
+    text: str
+    value: Any = None
+
+
+@dataclass(frozen=True)
+class Condition:
+    field: str
+    op: str  # "=", "!=", "<", "<=", ">", ">=", "LIKE", "IN"
+    value: str | datetime | tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Query:
+    fields: tuple[str, ...]
+    sobject: str
+    where: tuple[Condition, ...] = ()
+    limit: int | None = None
+
+
+def tokenize(text: str) -> list[Token]:
+    """Split SOQL into tokens; keywords are recognised case-insensitively, as SOQL does."""
+    tokens: list[Token] = []
+    position = 0
+    while position < len(text):
+        match = _TOKEN.match(text, position)
+        if match is None:
+            raise malformed(f"unexpected token: '{text[position:].split()[0]}'")
+        position = match.end()
+        kind = match.lastgroup or "space"
+        if kind != "space":
+            tokens.append(_make_token(kind, match.group()))
+    tokens.append(Token("end", "<end of query>"))
+    return tokens
+
+
+def _make_token(kind: str, text: str) -> Token:
+    if kind == "name" and text.upper() in _KEYWORDS:
+        return Token("keyword", text.upper())
+    if kind == "string":
+        unescape(text[1:-1], for_like=False)  # refuse bad escapes wherever the literal is
+        return Token(kind, text, text[1:-1])
+    if kind == "datetime":
+        return Token(kind, text, parse_datetime(text))
+    if kind == "integer":
+        return Token(kind, text, int(text))
+    return Token(kind, text)
+
+
+def unescape(body: str, for_like: bool) -> str:
+    """Resolve backslash escapes in a string literal's body.
+
+    For LIKE the wildcard characters and the backslash stay escaped (``\\%``), so that
+    ``like_pattern`` can tell a literal ``%`` from a wildcard; elsewhere they are plain text.
+    """
+    out: list[str] = []
+    chars = iter(body)
+    for char in chars:
+        if char != "\\":
+            out.append(char)
+            continue
+        escaped = next(chars)  # the token pattern guarantees a character follows
+        if escaped in "%_":
+            out.append("\\" + escaped if for_like else escaped)
+        elif escaped in _ESCAPES:
+            plain = _ESCAPES[escaped]
+            out.append("\\" + plain if for_like and plain == "\\" else plain)
+        else:
+            # unconfirmed: message wording; the SOQL page lists the valid escapes.
+            raise malformed(f"Invalid string literal: unknown escape sequence '\\{escaped}'")
+    return "".join(out)
+
+
+def parse_datetime(text: str) -> datetime:
+    """A SOQL datetime literal (``...Z`` or ``...±hh:mm``), as an aware UTC datetime."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise malformed(f"line 1: invalid datetime: {text}") from exc
+    return moment.astimezone(UTC)
+
+
+class _Parser:
+    """Recursive descent over the token list; every dead end is a ``MALFORMED_QUERY``."""
+
+    def __init__(self, tokens: list[Token]) -> None:
+        self.tokens = tokens
+        self.index = 0
+
+    def peek(self) -> Token:
+        return self.tokens[self.index]
+
+    def take(self, kind: str, text: str | None = None) -> Token:
+        token = self.peek()
+        if token.kind != kind or (text is not None and token.text != text):
+            # unconfirmed: the vendor's exact message wording; only the errorCode is documented.
+            raise malformed(f"unexpected token: '{token.text}'")
+        self.index += 1
+        return token
+
+    def accept(self, kind: str, text: str) -> bool:
+        token = self.peek()
+        if token.kind == kind and token.text == text:
+            self.index += 1
+            return True
+        return False
+
+    def query(self) -> Query:
+        self.take("keyword", "SELECT")
+        fields = [self.take("name").text]
+        while self.accept("punct", ","):
+            fields.append(self.take("name").text)
+        self.take("keyword", "FROM")
+        sobject = self.sobject()
+        where: list[Condition] = []
+        if self.accept("keyword", "WHERE"):
+            where.append(self.condition())
+            while self.accept("keyword", "AND"):
+                where.append(self.condition())
+        limit = self.take("integer").value if self.accept("keyword", "LIMIT") else None
+        self.take("end")
+        return Query(_no_duplicates(fields), sobject, tuple(where), limit)
+
+    def sobject(self) -> str:
+        name = self.take("name").text
+        for known in SOBJECTS:
+            if name.lower() == known.lower():
+                return known
+        # unconfirmed: a real org answers INVALID_TYPE for an sObject it lacks; the reference
+        # documents neither case, so the subset's catch-all code is used.
+        raise malformed(f"sObject type '{name}' is not supported by the sandbox")
+
+    def condition(self) -> Condition:
+        field = self.take("name").text
+        if self.accept("keyword", "IN"):
+            return Condition(field, "IN", self.in_list())
+        if self.accept("keyword", "LIKE"):
+            return Condition(field, "LIKE", self.string(for_like=True))
+        op = self.take("op").text
+        value = self.peek()
+        if value.kind == "datetime" and op in _DATETIME_OPS:
+            self.index += 1
+            return Condition(field, op, value.value)
+        if value.kind == "string" and op in _STRING_OPS:
+            return Condition(field, op, self.string())
+        raise malformed(f"unexpected token: '{value.text}'")
+
+    def string(self, for_like: bool = False) -> str:
+        return unescape(self.take("string").value, for_like)
+
+    def in_list(self) -> tuple[str, ...]:
+        self.take("punct", "(")
+        values = [self.string()]
+        while self.accept("punct", ","):
+            values.append(self.string())
+        self.take("punct", ")")
+        return tuple(values)
+
+
+def _no_duplicates(fields: list[str]) -> tuple[str, ...]:
+    seen: set[str] = set()
+    for name in fields:
+        if name.lower() in seen:
+            # unconfirmed: message wording; a real org rejects a repeated field as well.
+            raise malformed(f"duplicate field selected: {name}")
+        seen.add(name.lower())
+    return tuple(fields)
+
+
+def parse(text: str) -> Query:
+    """Parse one query of the subset, or raise ``SoqlError`` saying why not."""
+    if not text.strip():
+        # unconfirmed: message wording for a missing or empty ``q``.
+        raise malformed("A query string has to be specified")
+    return _Parser(tokenize(text)).query()
+
+
+def resolve_fields(
+    query: Query, known: Collection[str], datetime_fields: Collection[str] = ("CreatedDate",)
+) -> Query:
+    """The query with field names spelled as the schema spells them (SOQL ignores their case).
+
+    A name the schema lacks is ``INVALID_FIELD``, as Salesforce answers it; a datetime literal
+    against a text field, or a string against a datetime field, is refused too.
+    """
+    by_lower = {name.lower(): name for name in known}
+
+    def fix(name: str) -> str:
+        if name.lower() not in by_lower:
+            # unconfirmed: the real message also quotes the query with a caret and a row/column.
+            raise SoqlError(
+                "INVALID_FIELD", f"No such column '{name}' on entity '{query.sobject}'."
+            )
+        return by_lower[name.lower()]
+
+    def typed(condition: Condition) -> Condition:
+        field = fix(condition.field)
+        if (field in datetime_fields) != isinstance(condition.value, datetime):
+            # unconfirmed: error code and wording for a filter value of the wrong type.
+            raise malformed(f"value of filter criterion for field '{field}' has the wrong type")
+        return Condition(field, condition.op, condition.value)
+
+    where = tuple(typed(condition) for condition in query.where)
+    return Query(tuple(fix(name) for name in query.fields), query.sobject, where, query.limit)
+
+
+def like_pattern(pattern: str) -> re.Pattern[str]:
+    """SOQL LIKE as a regex: ``%`` any run, ``_`` one character, ``\\%``/``\\_`` literal."""
+    parts: list[str] = []
+    index = 0
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\" and index + 1 < len(pattern):
+            parts.append(re.escape(pattern[index + 1]))
+            index += 2
+            continue
+        parts.append(".*" if char == "%" else "." if char == "_" else re.escape(char))
+        index += 1
+    return re.compile("".join(parts), re.IGNORECASE | re.DOTALL)
+
+
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "=": lambda a, b: bool(a == b),
+    "!=": lambda a, b: bool(a != b),
+    "<": lambda a, b: bool(a < b),
+    "<=": lambda a, b: bool(a <= b),
+    ">": lambda a, b: bool(a > b),
+    ">=": lambda a, b: bool(a >= b),
+}
+
+
+def matches(condition: Condition, row: Mapping[str, Any]) -> bool:
+    """Whether a row satisfies a condition; text compares case-insensitively, null never matches.
+
+    unconfirmed: case-insensitive text comparison follows the SOQL comparison-operator page, which
+    the reference file does not quote.
+    """
+    actual = row.get(condition.field)
+    if actual is None:
+        return condition.op == "!="
+    if isinstance(condition.value, datetime):
+        return isinstance(actual, datetime) and _COMPARE[condition.op](actual, condition.value)
+    text = str(actual)
+    if condition.op == "IN":
+        assert isinstance(condition.value, tuple)
+        return text.casefold() in {value.casefold() for value in condition.value}
+    assert isinstance(condition.value, str)
+    if condition.op == "LIKE":
+        return like_pattern(condition.value).fullmatch(text) is not None
+    return _COMPARE[condition.op](text.casefold(), condition.value.casefold())
+
+
+def select(query: Query, rows: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Rows matching every condition, in order, cut at ``LIMIT``."""
+    found = [row for row in rows if all(matches(c, row) for c in query.where)]
+    return found if query.limit is None else found[: query.limit]

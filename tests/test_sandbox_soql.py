@@ -1,0 +1,226 @@
+"""The sandbox's SOQL subset, parsed and evaluated without HTTP."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from syncwatch.sandbox import soql
+from syncwatch.sandbox.soql import Condition, Query, SoqlError
+
+T0 = datetime(2026, 10, 5, 9, 0, tzinfo=UTC)
+LEAD_FIELDS = ["Id", "Email", "LastName", "CreatedDate", "Probe_Id__c"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "SELECT Id, Email FROM Lead WHERE Email IN ('a@x.com','b@x.com')",
+            Query(("Id", "Email"), "Lead", (Condition("Email", "IN", ("a@x.com", "b@x.com")),)),
+        ),
+        (
+            "SELECT Id FROM Lead WHERE Email = 'x@y.com'",
+            Query(("Id",), "Lead", (Condition("Email", "=", "x@y.com"),)),
+        ),
+        (
+            "SELECT Id FROM Lead WHERE Email LIKE '%@probe.example' "
+            "AND CreatedDate < 2026-10-05T09:00:00Z",
+            Query(
+                ("Id",),
+                "Lead",
+                (Condition("Email", "LIKE", "%@probe.example"), Condition("CreatedDate", "<", T0)),
+            ),
+        ),
+        (
+            "select id from lead where email in ('a') limit 5",
+            Query(("id",), "Lead", (Condition("email", "IN", ("a",)),), 5),
+        ),
+        ("SELECT Id FROM Contact LIMIT 1", Query(("Id",), "Contact", (), 1)),
+        ("SELECT Id FROM Lead", Query(("Id",), "Lead")),
+        (
+            "  SELECT\tId ,Email\nFROM Lead WHERE Email='o\\'brien@x.com'  ",
+            Query(("Id", "Email"), "Lead", (Condition("Email", "=", "o'brien@x.com"),)),
+        ),
+        (
+            "SELECT Id FROM Lead WHERE CreatedDate >= 2026-10-05T11:00:00+02:00",
+            Query(("Id",), "Lead", (Condition("CreatedDate", ">=", T0),)),
+        ),
+        (
+            "SELECT Id FROM Lead WHERE CreatedDate < 2026-10-05T04:00:00-05:00",
+            Query(("Id",), "Lead", (Condition("CreatedDate", "<", T0),)),
+        ),
+    ],
+)
+def test_parse_accepts_the_subset(text: str, expected: Query) -> None:
+    """Each query shape syncwatch sends parses into the same structure, whatever the case."""
+    assert soql.parse(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   ",
+        "SELECT FROM Lead",
+        "SELECT Id Lead",
+        "SELECT Id FROM Account",
+        "SELECT Id, FROM Lead",
+        "SELECT Id FROM Lead WHERE Email = 'a' OR Email = 'b'",
+        "SELECT Id FROM Lead WHERE (Email = 'a')",
+        "SELECT Id FROM Lead WHERE Email IN ()",
+        "SELECT Id FROM Lead WHERE Email IN ('a',)",
+        "SELECT Id FROM Lead WHERE Email IN 'a'",
+        'SELECT Id FROM Lead WHERE Email = "a"',
+        "SELECT Id FROM Lead WHERE Email = 'unterminated",
+        "SELECT Id FROM Lead WHERE Email = 'bad \\q escape'",
+        "SELECT Id FROM Lead WHERE Email < 'a'",
+        "SELECT Id FROM Lead WHERE CreatedDate LIKE 2026-10-05T09:00:00Z",
+        "SELECT Id FROM Lead WHERE CreatedDate < '2026-10-05T09:00:00Z'",
+        "SELECT Id FROM Lead WHERE CreatedDate < 2026-10-05",
+        "SELECT Id FROM Lead WHERE CreatedDate < 2026-10-05T09:00:00",
+        "SELECT Id FROM Lead WHERE CreatedDate < 2026-10-05T09:00:00.000Z",
+        "SELECT Id FROM Lead WHERE CreatedDate < 2026-13-05T09:00:00Z",
+        "SELECT Id FROM Lead LIMIT",
+        "SELECT Id FROM Lead LIMIT -1",
+        "SELECT Id FROM Lead LIMIT 5 LIMIT 5",
+        "SELECT Id FROM Lead ORDER BY CreatedDate",
+        "SELECT Id, id FROM Lead",
+        "SELECT COUNT() FROM Lead",
+        "SELECT Owner.Name FROM Lead",
+        "SELECT Id FROM Lead WHERE Email = 'a'; DELETE",
+    ],
+)
+def test_parse_refuses_everything_else_as_malformed(text: str) -> None:
+    """Anything outside the subset is MALFORMED_QUERY, never a silent partial match."""
+    with pytest.raises(SoqlError) as refused:
+        soql.parse(text)
+    assert refused.value.error_code == "MALFORMED_QUERY"
+    assert refused.value.message
+
+
+def test_resolve_fields_spells_names_as_the_schema_does() -> None:
+    """Field names are matched case-insensitively and come back in the schema's spelling."""
+    query = soql.parse("SELECT id, EMAIL, probe_id__c FROM lead WHERE email = 'a'")
+    resolved = soql.resolve_fields(query, LEAD_FIELDS)
+    assert resolved.fields == ("Id", "Email", "Probe_Id__c")
+    assert resolved.where == (Condition("Email", "=", "a"),)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "SELECT Id, Nonsense FROM Lead",
+        "SELECT Id FROM Lead WHERE Nonsense = 'a'",
+        "SELECT Id FROM Lead WHERE Nonsense__c IN ('a')",
+    ],
+)
+def test_resolve_fields_refuses_unknown_fields(text: str) -> None:
+    """A field the schema lacks, selected or filtered on, is INVALID_FIELD naming the field."""
+    with pytest.raises(SoqlError) as refused:
+        soql.resolve_fields(soql.parse(text), LEAD_FIELDS)
+    assert refused.value.error_code == "INVALID_FIELD"
+    assert "Nonsense" in refused.value.message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "SELECT Id FROM Lead WHERE Email = 2026-10-05T09:00:00Z",
+        "SELECT Id FROM Lead WHERE CreatedDate = 'yesterday'",
+    ],
+)
+def test_resolve_fields_refuses_values_of_the_wrong_type(text: str) -> None:
+    """A datetime literal against a text field, or a string against CreatedDate, is refused."""
+    with pytest.raises(SoqlError) as refused:
+        soql.resolve_fields(soql.parse(text), LEAD_FIELDS)
+    assert refused.value.error_code == "MALFORMED_QUERY"
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text", "expected"),
+    [
+        ("%@probe.example", "syncwatch+ab12@probe.example", True),
+        ("%@probe.example", "SYNCWATCH+AB12@PROBE.EXAMPLE", True),
+        ("%@probe.example", "someone@probe.example.com", False),
+        ("%@probe.example", "someone@probeXexample", False),
+        ("a_c", "abc", True),
+        ("a_c", "abbc", False),
+        ("100\\%", "100%", True),
+        ("100\\%", "1000", False),
+        ("a\\_c", "a_c", True),
+        ("a\\_c", "abc", False),
+        ("%", "", True),
+    ],
+)
+def test_like_pattern(pattern: str, text: str, expected: bool) -> None:
+    """LIKE: % and _ are wildcards, escaped ones are literal, case is ignored, the whole text."""
+    assert (soql.like_pattern(pattern).fullmatch(text) is not None) is expected
+
+
+@pytest.mark.parametrize(
+    ("literal", "expected"),
+    [
+        ("'100\\%'", "100%"),
+        ("'a\\\\b'", "a\\b"),
+        ("'say \\\"hi\\\"'", 'say "hi"'),
+        ("'tab\\there'", "tab\there"),
+    ],
+)
+def test_string_escapes_outside_like(literal: str, expected: str) -> None:
+    """Backslash escapes resolve to plain text in = and IN comparisons."""
+    query = soql.parse(f"SELECT Id FROM Lead WHERE Email = {literal}")
+    assert query.where[0].value == expected
+
+
+def test_like_literal_keeps_escaped_wildcards_literal() -> None:
+    """In LIKE, an escaped % matches only a percent sign, and an escaped backslash stays one."""
+    query = soql.parse("SELECT Id FROM Lead WHERE Email LIKE 'a\\%b\\\\%'")
+    condition = query.where[0]
+    assert soql.matches(condition, {"Email": "a%b\\anything"})
+    assert not soql.matches(condition, {"Email": "axb\\anything"})
+
+
+@pytest.mark.parametrize(
+    ("condition", "row", "expected"),
+    [
+        (Condition("Email", "=", "A@X.com"), {"Email": "a@x.COM"}, True),
+        (Condition("Email", "=", "a@x.com"), {"Email": "b@x.com"}, False),
+        (Condition("Email", "!=", "a@x.com"), {"Email": "b@x.com"}, True),
+        (Condition("Email", "IN", ("a@x.com", "B@x.com")), {"Email": "b@X.com"}, True),
+        (Condition("Email", "IN", ("a@x.com",)), {"Email": "c@x.com"}, False),
+        (Condition("Email", "=", "a@x.com"), {"Email": None}, False),
+        (Condition("Email", "IN", ("a@x.com",)), {}, False),
+        (Condition("Email", "!=", "a@x.com"), {"Email": None}, True),
+        (
+            Condition("CreatedDate", "<", T0),
+            {"CreatedDate": datetime(2026, 1, 1, tzinfo=UTC)},
+            True,
+        ),
+        (Condition("CreatedDate", "<", T0), {"CreatedDate": T0}, False),
+        (Condition("CreatedDate", "<=", T0), {"CreatedDate": T0}, True),
+        (Condition("CreatedDate", ">", T0), {"CreatedDate": T0}, False),
+        (Condition("CreatedDate", "=", T0), {"CreatedDate": T0}, True),
+    ],
+)
+def test_matches(condition: Condition, row: dict[str, Any], expected: bool) -> None:
+    """Text compares case-insensitively, datetimes by instant, and null matches only !=."""
+    assert soql.matches(condition, row) is expected
+
+
+def test_select_filters_on_every_condition_then_applies_limit() -> None:
+    """Rows must satisfy all AND-ed conditions; LIMIT keeps the first n in order."""
+    rows: list[dict[str, Any]] = [
+        {"Id": "1", "Email": "a@p.example", "CreatedDate": datetime(2026, 10, 1, tzinfo=UTC)},
+        {"Id": "2", "Email": "b@p.example", "CreatedDate": datetime(2026, 10, 6, tzinfo=UTC)},
+        {"Id": "3", "Email": "c@other.example", "CreatedDate": datetime(2026, 10, 1, tzinfo=UTC)},
+        {"Id": "4", "Email": "d@p.example", "CreatedDate": datetime(2026, 10, 2, tzinfo=UTC)},
+    ]
+    query = soql.parse(
+        "SELECT Id FROM Lead WHERE Email LIKE '%@p.example' AND CreatedDate < 2026-10-05T09:00:00Z"
+    )
+    assert [row["Id"] for row in soql.select(query, rows)] == ["1", "4"]
+    limited = soql.parse("SELECT Id FROM Lead WHERE Email LIKE '%@p.example' LIMIT 2")
+    assert [row["Id"] for row in soql.select(limited, rows)] == ["1", "2"]
