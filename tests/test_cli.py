@@ -1,0 +1,115 @@
+"""The command line as a user types it: help, version, exit codes, the sandbox on loopback."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from syncwatch import __version__
+from syncwatch.cli import app, parse_listen
+
+runner = CliRunner()
+
+
+def test_version_and_help() -> None:
+    """--version prints the version; --help lists the commands with what they do."""
+    assert runner.invoke(app, ["--version"]).output.strip() == f"syncwatch {__version__}"
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("sandbox", "check-config"):
+        assert command in result.output
+
+
+@pytest.mark.parametrize(
+    ("text", "parsed"),
+    [("127.0.0.1:8900", ("127.0.0.1", 8900)), ("[::1]:9000", ("::1", 9000))],
+)
+def test_listen_addresses(text: str, parsed: tuple[str, int]) -> None:
+    """HOST:PORT and bracketed IPv6 both parse."""
+    assert parse_listen(text) == parsed
+
+
+@pytest.mark.parametrize("text", ["8900", "localhost", ":8900", "host:0", "host:99999", "h:x"])
+def test_bad_listen_addresses_are_refused(text: str) -> None:
+    """Anything but HOST:PORT with a real port is an error naming the value."""
+    with pytest.raises(ValueError, match="is not HOST:PORT"):
+        parse_listen(text)
+
+
+def test_sandbox_with_a_bad_listen_address_exits_2() -> None:
+    """A typo in --listen is bad input (exit 2) with the flag named."""
+    result = runner.invoke(app, ["sandbox", "--listen", "nope"])
+    assert result.exit_code == 2
+    assert "--listen: 'nope' is not HOST:PORT" in result.output
+
+
+def test_sandbox_with_a_bad_scenario_lists_every_problem(tmp_path: Path) -> None:
+    """An invalid scenario names file and key for each problem and exits 2, serving nothing."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "seed: x\nfaults:\n  - {kind: meteor}\nsync: {latency: {median: 1m, p95: 10s}}\n"
+    )
+    result = runner.invoke(app, ["sandbox", "--scenario", str(bad)])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert (
+        f"{bad}: seed: Input should be a valid integer, unable to parse string as an integer"
+        in lines
+    )
+    assert any(line.startswith(f"{bad}: faults[0].kind: Input should be") for line in lines)
+    assert f"{bad}: sync.latency: latency needs 0 < median <= p95" in lines
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def served_sandbox() -> Iterator[str]:
+    """`syncwatch sandbox` as a real process on a loopback port, stopped after the test."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "syncwatch", "sandbox", "--listen", f"127.0.0.1:{port}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    origin = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"{origin}/_sandbox/state", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield origin
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
+
+
+def test_the_sandbox_serves_both_vendors_on_loopback(served_sandbox: str) -> None:
+    """A HubSpot contact create and a Salesforce token request both answer over real TCP."""
+    contact = httpx.post(
+        f"{served_sandbox}/hubspot/crm/v3/objects/contacts",
+        headers={"Authorization": "Bearer t"},
+        json={"properties": {"email": "syncwatch+cli@probe.syncwatch.example"}},
+    )
+    assert contact.status_code == 201
+    token = httpx.post(
+        f"{served_sandbox}/salesforce/services/oauth2/token",
+        data={"grant_type": "client_credentials", "client_id": "a", "client_secret": "b"},
+    )
+    assert token.json()["instance_url"] == f"{served_sandbox}/salesforce"
+    state = httpx.get(f"{served_sandbox}/_sandbox/state").json()
+    assert state["hubspot"]["synthetic"] == 1
