@@ -42,7 +42,9 @@ def validate(model: type[ModelT], raw: Any, source: Path | str, prefix: str = ""
         raise ConfigError(describe_errors(source, exc.errors(), prefix)) from exc
 
 
-def describe_errors(source: Path | str, errors: Iterable[ErrorDetails], prefix: str = "") -> list[str]:
+def describe_errors(
+    source: Path | str, errors: Iterable[ErrorDetails], prefix: str = ""
+) -> list[str]:
     """``config/prod.yaml: integrations[0].every: must be at least 10s`` for each error."""
     return [f"{source}: {key_path(error['loc'], prefix)}: {reason(error)}" for error in errors]
 

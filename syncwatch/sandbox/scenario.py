@@ -28,7 +28,7 @@ FaultKind = Literal[
     "drop",  # the connector loses records (at `rate`)
     "corrupt",  # a mapped field arrives changed (`value`) or empty
     "validation",  # a validation rule rejects records missing/with `field`
-    "duplicate",  # the connector creates each record twice
+    "duplicate",  # the connector creates each record twice; API creates hit a duplicate rule
 ]
 SYNC_FAULTS = frozenset({"sync_pause", "drop", "corrupt", "duplicate"})
 

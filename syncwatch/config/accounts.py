@@ -1,0 +1,126 @@
+"""Vendor accounts: one set of credentials at one vendor, the unit of API quota.
+
+Accounts are a tagged union on ``vendor``. Each model declares what an integration may do with it
+(``roles``, ``source_methods``, ``destination_objects``), so the loader checks references without
+knowing any vendor. Adding Marketo, Pardot, Eloqua, Dynamics 365 or HubSpot CRM is one model
+here plus its entry in ``Account`` and ``ACCOUNT_TYPES``; nothing else in the config changes.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal, get_args
+
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from syncwatch.config.base import BaseUrl, Name, NonEmpty, Strict, matches
+from syncwatch.config.secrets import Secret
+
+Role = Literal["source", "destination"]
+
+
+class QuotaPolicy(Strict):
+    """The quota guard (DESIGN §5): the monitor must never cause the outage it watches."""
+
+    reserve: int = Field(default=0, ge=0)
+    """Skip probes while the account's remaining daily calls are below this."""
+    max_share: float = Field(default=0.01, gt=0, le=1)
+    """Skip probes once the monitor's own calls would pass this share of the daily limit."""
+    warn_below: int | None = Field(default=None, ge=0)
+    """Open a ``quota_low`` incident below this many remaining calls; default twice ``reserve``."""
+
+    @field_validator("warn_below")
+    @classmethod
+    def _above_reserve(cls, warn_below: int | None, info: ValidationInfo) -> int | None:
+        reserve = info.data.get("reserve")
+        if warn_below is not None and reserve is not None and warn_below < reserve:
+            raise ValueError(f"must be at least reserve ({reserve}): warn before probes stop")
+        return warn_below
+
+    @property
+    def warning_level(self) -> int:
+        return self.warn_below if self.warn_below is not None else 2 * self.reserve
+
+
+class AccountBase(Strict):
+    """What every account has: a name (the ``account`` label) and a quota policy."""
+
+    roles: ClassVar[frozenset[Role]] = frozenset()
+    source_methods: ClassVar[tuple[str, ...]] = ()
+    destination_objects: ClassVar[tuple[str, ...]] = ()
+
+    name: Name
+    quota: QuotaPolicy = QuotaPolicy()
+
+
+def _digits(value: Any) -> Any:
+    """Portal ids are numbers to YAML; keep them as the string HubSpot puts in its URLs."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class HubSpotAccount(AccountBase):
+    """HubSpot Marketing Hub: private-app token; forms live on a separate host."""
+
+    roles: ClassVar[frozenset[Role]] = frozenset({"source"})
+    source_methods: ClassVar[tuple[str, ...]] = ("form", "contacts_api")
+
+    vendor: Literal["hubspot"]
+    base_url: BaseUrl = "https://api.hubapi.com"
+    forms_url: BaseUrl = "https://api.hsforms.com"
+    portal_id: Annotated[
+        str, BeforeValidator(_digits), AfterValidator(matches(r"[1-9]\d{0,14}", "20112233"))
+    ]
+    token: Secret
+
+
+class ClientCredentials(Strict):
+    """OAuth 2.0 client credentials against the My Domain host (connected app with run-as user)."""
+
+    flow: Literal["client_credentials"]
+    client_id: NonEmpty
+    client_secret: Secret
+
+
+class JwtBearer(Strict):
+    """OAuth 2.0 JWT bearer: an RS256 assertion signed with ``private_key`` (PEM)."""
+
+    flow: Literal["jwt_bearer"]
+    client_id: NonEmpty
+    username: NonEmpty
+    private_key: Secret
+    audience: BaseUrl | None = None
+    """The JWT ``aud``; defaults to the account's ``base_url`` (the My Domain URL)."""
+
+
+class SalesforceAccount(AccountBase):
+    """Salesforce Platform REST API; ``base_url`` is the My Domain login host."""
+
+    roles: ClassVar[frozenset[Role]] = frozenset({"destination"})
+    destination_objects: ClassVar[tuple[str, ...]] = ("Lead", "Contact")
+
+    vendor: Literal["salesforce"]
+    base_url: BaseUrl
+    api_version: Annotated[
+        str, BeforeValidator(str), AfterValidator(matches(r"v\d{2,3}\.0", "v62.0"))
+    ] = "v62.0"
+    auth: Annotated[ClientCredentials | JwtBearer, Field(discriminator="flow")]
+
+    @model_validator(mode="after")
+    def _default_audience(self) -> SalesforceAccount:
+        if isinstance(self.auth, JwtBearer) and self.auth.audience is None:
+            self.auth.audience = self.base_url
+        return self
+
+
+Account = Annotated[HubSpotAccount | SalesforceAccount, Field(discriminator="vendor")]
+ACCOUNT_TYPES: tuple[type[AccountBase], ...] = (HubSpotAccount, SalesforceAccount)
+VENDORS: tuple[str, ...] = tuple(
+    get_args(model.model_fields["vendor"].annotation)[0] for model in ACCOUNT_TYPES
+)
+"""Vendor names, in ``ACCOUNT_TYPES`` order; contracts name one of these."""

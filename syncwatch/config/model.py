@@ -1,0 +1,200 @@
+"""The config file's top level: integrations, notification targets, incident policy, ``Config``.
+
+Checks that need one section only live on the models (bounds, formats, timeout vs objectives);
+checks across sections (does that account exist, can it be a source) live in the loader, which
+knows the probe templates too and reports every broken reference at once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+)
+
+from syncwatch.config.accounts import Account, AccountBase
+from syncwatch.config.base import (
+    DAY,
+    HOUR,
+    MINUTE,
+    BaseUrl,
+    Domain,
+    HttpUrl,
+    Name,
+    Seconds,
+    Strict,
+    between,
+    matches,
+)
+from syncwatch.config.contracts import Contract
+from syncwatch.config.secrets import Secret
+from syncwatch.config.templates import ProbeTemplate
+from syncwatch.durations import format_duration
+
+DEFAULT_PORT = 9851
+"""Where ``/metrics``, ``/healthz``, ``/status`` and ``/api`` are served unless ``listen`` says."""
+DEFAULT_LISTEN = f"127.0.0.1:{DEFAULT_PORT}"
+GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+
+
+class Source(Strict):
+    """Where probes are injected: a MAP account and how (``form`` or ``contacts_api``)."""
+
+    account: Name
+    method: str
+    form_guid: (
+        Annotated[str, AfterValidator(matches(GUID, "5c1e8f2a-9b7d-4e3a-8c61-2f0d4b9a7e15"))] | None
+    ) = None
+
+
+class Destination(Strict):
+    """Where probes are looked for: a CRM account and the object the connector creates."""
+
+    account: Name
+    object: str = "Lead"
+
+
+class TemplateRun(Strict):
+    """One probe template on one schedule with its own objective (tiered lead SLAs)."""
+
+    template: Name
+    every: Annotated[Seconds, between(10, DAY)]
+    latency_objective: Annotated[Seconds, between(1, 7 * DAY)]
+
+
+class Poll(Strict):
+    """Adaptive polling: first look near the typical latency, then at a steady cadence."""
+
+    first_after: Annotated[Seconds, between(1, DAY)] = 60.0
+    every: Annotated[Seconds, between(5, HOUR)] = 30.0
+
+
+class Integration(Strict):
+    name: Name
+    source: Source
+    destination: Destination
+    templates: list[TemplateRun] = Field(min_length=1)
+    timeout: Annotated[Seconds, between(MINUTE, 7 * DAY)]
+    routing_timeout: Annotated[Seconds, between(1, DAY)] = 600.0
+    poll: Poll = Poll()
+
+    @field_validator("templates")
+    @classmethod
+    def _unique(cls, runs: list[TemplateRun]) -> list[TemplateRun]:
+        names = [run.template for run in runs]
+        if len(set(names)) != len(names):
+            raise ValueError("lists a template twice; give each template one schedule")
+        return runs
+
+    @field_validator("timeout")
+    @classmethod
+    def _after_objectives(cls, timeout: float, info: ValidationInfo) -> float:
+        runs: list[TemplateRun] = info.data.get("templates") or []
+        slowest = max((run.latency_objective for run in runs), default=0.0)
+        if timeout <= slowest:
+            raise ValueError(
+                f"must be longer than every latency_objective ({format_duration(slowest)}), "
+                "or a slow probe would be called lost"
+            )
+        return timeout
+
+    @field_validator("poll")
+    @classmethod
+    def _within_timeout(cls, poll: Poll, info: ValidationInfo) -> Poll:
+        timeout = info.data.get("timeout")
+        if timeout is not None and max(poll.first_after, poll.every) >= timeout:
+            raise ValueError("first_after and every must be shorter than the timeout")
+        return poll
+
+
+class WebhookTarget(Strict):
+    name: Name
+    kind: Literal["webhook"]
+    url: Secret
+    """The whole URL is the secret: receivers often carry a token in it."""
+
+
+class SlackTarget(Strict):
+    name: Name
+    kind: Literal["slack"]
+    webhook_url: Secret
+
+
+class PagerDutyTarget(Strict):
+    name: Name
+    kind: Literal["pagerduty"]
+    routing_key: Secret
+    events_url: BaseUrl = "https://events.pagerduty.com/v2/enqueue"
+
+
+NotificationTarget = Annotated[
+    WebhookTarget | SlackTarget | PagerDutyTarget, Field(discriminator="kind")
+]
+
+
+class IncidentPolicy(Strict):
+    """No flapping pages for one blip: confirm before opening, recover before closing."""
+
+    confirm: int = Field(default=2, ge=1, le=100)
+    recover: int = Field(default=2, ge=1, le=100)
+
+
+class Listen(Strict):
+    host: str
+    port: int = Field(ge=1, le=65535)
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def _host_port(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError(f"must be HOST:PORT, e.g. {DEFAULT_LISTEN}")
+    host, sep, port = value.rpartition(":")
+    if not sep or not host.strip("[]") or not port.isdigit():
+        raise ValueError(f"must be HOST:PORT, e.g. {DEFAULT_LISTEN}")
+    return {"host": host.strip("[]"), "port": int(port)}
+
+
+class Config(Strict):
+    """A whole syncwatch config file, with its probe templates attached by the loader."""
+
+    probe_domain: Domain
+    database: Path = Path("syncwatch.db")
+    listen: Annotated[Listen, BeforeValidator(_host_port)] = Listen(
+        host="127.0.0.1", port=DEFAULT_PORT
+    )
+    self_check_url: HttpUrl | None = None
+    runbook_base_url: HttpUrl | None = None
+    probe_templates: Path = Path("probes")
+    accounts: list[Account] = Field(default_factory=list)
+    integrations: list[Integration] = Field(default_factory=list)
+    contracts: list[Contract] = Field(default_factory=list)
+    notifications: list[NotificationTarget] = Field(default_factory=list)
+    incidents: IncidentPolicy = IncidentPolicy()
+
+    _source: Path = PrivateAttr(default=Path("<memory>"))
+    _templates: dict[str, ProbeTemplate] = PrivateAttr(default_factory=dict)
+
+    @property
+    def source(self) -> Path:
+        """The file this config was loaded from."""
+        return self._source
+
+    @property
+    def templates(self) -> dict[str, ProbeTemplate]:
+        """The probe templates found in ``probe_templates``, by name."""
+        return self._templates
+
+    def account(self, name: str) -> AccountBase | None:
+        return next((account for account in self.accounts if account.name == name), None)
+
+    def integration(self, name: str) -> Integration | None:
+        return next((item for item in self.integrations if item.name == name), None)
