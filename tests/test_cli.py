@@ -113,3 +113,57 @@ def test_the_sandbox_serves_both_vendors_on_loopback(served_sandbox: str) -> Non
     assert token.json()["instance_url"] == f"{served_sandbox}/salesforce"
     state = httpx.get(f"{served_sandbox}/_sandbox/state").json()
     assert state["hubspot"]["synthetic"] == 1
+
+
+REPO = Path(__file__).resolve().parent.parent
+CONFIG_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "config"
+
+
+def test_check_config_accepts_the_example_with_a_one_line_summary() -> None:
+    """The shipped example passes: exit 0, one summary line on stdout, warnings on stderr only."""
+    result = CliRunner().invoke(
+        app, ["check-config", "--config", str(REPO / "config" / "syncwatch.example.yaml")]
+    )
+    assert result.exit_code == 0
+    assert result.stdout.strip().splitlines() == [
+        f"{REPO / 'config' / 'syncwatch.example.yaml'}: OK — 3 accounts, 1 integration "
+        "(2 templates), 1 contract, 3 notification targets"
+    ]
+    assert "warning:" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("fixture", "message"),
+    [
+        ("invalid-literal-token", "accounts[0].token: literal secrets are not allowed"),
+        ("invalid-unknown-key", "acounts: unknown key"),
+        ("invalid-bad-duration", "integrations[0].timeout: '2hours' is not a duration"),
+        ("invalid-integration-every", "integrations[0].every: must be at least 10s"),
+    ],
+)
+def test_check_config_refuses_bad_files_with_exit_2_naming_file_and_key(
+    fixture: str, message: str
+) -> None:
+    """A literal token, an unknown key or a bad duration: exit 2, FILE: KEY: REASON on stderr."""
+    path = CONFIG_FIXTURES / f"{fixture}.yaml"
+    result = CliRunner().invoke(app, ["check-config", "--config", str(path)])
+    assert result.exit_code == 2
+    assert f"{path}: {message}" in result.stderr
+    assert result.stdout == ""
+
+
+def test_check_config_lists_every_problem_at_once() -> None:
+    """Several mistakes are all reported in one run, one per line."""
+    path = CONFIG_FIXTURES / "invalid-multiple-problems.yaml"
+    result = CliRunner().invoke(app, ["check-config", "--config", str(path)])
+    assert result.exit_code == 2
+    problems = result.stderr.strip().splitlines()
+    assert len(problems) >= 3
+    assert all(line.startswith(f"{path}: ") for line in problems)
+
+
+def test_check_config_on_a_missing_file_names_it() -> None:
+    """A wrong path is bad input with the path in the message, not a traceback."""
+    result = CliRunner().invoke(app, ["check-config", "--config", "no/such/file.yaml"])
+    assert result.exit_code == 2
+    assert "no/such/file.yaml: cannot read" in result.stderr

@@ -25,7 +25,7 @@ from syncwatch.config import (
 )
 from syncwatch.config.errors import UNION_TAGS
 from syncwatch.errors import ConfigError
-from syncwatch.sandbox.scenario import load_scenario
+from syncwatch.sandbox.scenario import Scenario, load_scenario
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "config"
@@ -61,9 +61,34 @@ def test_demo_config_points_at_the_sandbox() -> None:
     assert getattr(hubspot, "forms_url", None) == "http://127.0.0.1:8900/hsforms"
     assert getattr(hubspot, "portal_id", None) == "20112233"
     assert salesforce.base_url == "http://127.0.0.1:8900/salesforce"
-    assert config.integrations[0].source.form_guid == "5c1e8f2a-9b7d-4e3a-8c61-2f0d4b9a7e15"
-    assert config.probe_domain == "probe.syncwatch.example"
+    sandbox = Scenario()
+    assert getattr(hubspot, "portal_id", None) == sandbox.hubspot.portal_id
+    assert config.integrations[0].source.form_guid == sandbox.hubspot.forms[0].guid
+    assert config.probe_domain == sandbox.probe_domain
     assert set(config.templates) == {"demo-request", "content-download"}
+
+
+def test_templates_inherit_the_integration_schedule() -> None:
+    """A template without its own every/latency_objective takes the integration's."""
+    raw = yaml.safe_load((FIXTURES / "invalid-integration-every.yaml").read_text())
+    raw["integrations"][0]["every"] = "2m"
+    config = config_from_data(raw, FIXTURES / "inline.yaml")
+    runs = config.integrations[0].templates
+    assert [(r.template, r.every, r.latency_objective) for r in runs] == [
+        ("demo-request", 120.0, 300.0),
+        ("content-download", 120.0, 3600.0),
+    ]
+
+
+def test_salesforce_auth_url_defaults_to_the_my_domain_host() -> None:
+    """Tokens are requested from base_url unless auth_url names another login host."""
+    raw = yaml.safe_load((FIXTURES / "invalid-integration-every.yaml").read_text())
+    raw["integrations"][0]["every"] = "2m"
+    salesforce = raw["accounts"][1]
+    assert config_from_data(raw, FIXTURES / "a.yaml").accounts[1].auth_url == salesforce["base_url"]
+    salesforce["auth_url"] = "https://test.salesforce.com"
+    config = config_from_data(raw, FIXTURES / "b.yaml")
+    assert config.accounts[1].auth_url == "https://test.salesforce.com"
 
 
 def test_summary_counts_sections() -> None:
@@ -86,6 +111,7 @@ REJECTED: list[tuple[str, list[str]]] = [
         ],
     ),
     ("invalid-every-below-10s", ["integrations[0].templates[0].every: must be at least 10s"]),
+    ("invalid-integration-every", ["integrations[0].every: must be at least 10s"]),
     ("invalid-unknown-account", ["integrations[0].source.account: no account named 'hubspot-prd'"]),
     (
         "invalid-wrong-vendor-role",
@@ -214,7 +240,7 @@ def test_literal_secret_is_never_echoed() -> None:
 def test_relative_paths_follow_the_config_file() -> None:
     """database, probe_templates and {file: ...} secrets are relative to the config file."""
     config = load_config(REPO / "config" / "syncwatch.example.yaml")
-    jwt_key = config.accounts[2].auth.private_key  # type: ignore[union-attr]
+    jwt_key = config.accounts[2].auth.private_key
     assert jwt_key.file == REPO / "config" / "secrets" / "salesforce-uat.pem"
     assert config.probe_templates == REPO / "config" / ".." / "probes"
     assert config.database == Path("/var/lib/syncwatch/syncwatch.db")

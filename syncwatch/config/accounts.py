@@ -106,15 +106,20 @@ class SalesforceAccount(AccountBase):
 
     vendor: Literal["salesforce"]
     base_url: BaseUrl
+    auth_url: BaseUrl | None = None
+    """Where tokens are requested; defaults to ``base_url`` (the My Domain host). Set it to
+    ``https://login.salesforce.com`` or ``https://test.salesforce.com`` where that applies."""
     api_version: Annotated[
         str, BeforeValidator(str), AfterValidator(matches(r"v\d{2,3}\.0", "v62.0"))
     ] = "v62.0"
     auth: Annotated[ClientCredentials | JwtBearer, Field(discriminator="flow")]
 
     @model_validator(mode="after")
-    def _default_audience(self) -> SalesforceAccount:
+    def _defaults_from_base_url(self) -> SalesforceAccount:
+        if self.auth_url is None:
+            self.auth_url = self.base_url
         if isinstance(self.auth, JwtBearer) and self.auth.audience is None:
-            self.auth.audience = self.base_url
+            self.auth.audience = self.auth_url
         return self
 
 

@@ -15,8 +15,11 @@ from pydantic import (
     BeforeValidator,
     Field,
     PrivateAttr,
+    TypeAdapter,
+    ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from syncwatch.config.accounts import Account, AccountBase
@@ -61,12 +64,16 @@ class Destination(Strict):
     object: str = "Lead"
 
 
+Every = Annotated[Seconds, between(10, DAY)]
+LatencyObjective = Annotated[Seconds, between(1, 7 * DAY)]
+
+
 class TemplateRun(Strict):
     """One probe template on one schedule with its own objective (tiered lead SLAs)."""
 
     template: Name
-    every: Annotated[Seconds, between(10, DAY)]
-    latency_objective: Annotated[Seconds, between(1, 7 * DAY)]
+    every: Every
+    latency_objective: LatencyObjective
 
 
 class Poll(Strict):
@@ -76,14 +83,45 @@ class Poll(Strict):
     every: Annotated[Seconds, between(5, HOUR)] = 30.0
 
 
+_SCHEDULE_KEYS = {"every": TypeAdapter(Every), "latency_objective": TypeAdapter(LatencyObjective)}
+
+
+def _inherit_schedule(raw: Any) -> Any:
+    """Templates without their own ``every``/``latency_objective`` take the integration's.
+
+    Most integrations run one template; this keeps their config one level flat while tiered
+    ones still set each template's schedule. Done before validation so bounds and "missing"
+    errors point at the key the operator wrote (or forgot). An invalid integration-level value
+    is reported once, at the integration; its templates get a stand-in so the same mistake is
+    not listed again under each of them (the config is refused either way).
+    """
+    if not isinstance(raw, dict) or not isinstance(raw.get("templates"), list):
+        return raw
+    defaults = {}
+    for key, adapter in _SCHEDULE_KEYS.items():
+        if key in raw:
+            try:
+                defaults[key] = adapter.validate_python(raw[key])
+            except ValidationError:
+                defaults[key] = 60.0
+    runs = [{**defaults, **run} if isinstance(run, dict) else run for run in raw["templates"]]
+    return {**raw, "templates": runs}
+
+
 class Integration(Strict):
     name: Name
     source: Source
     destination: Destination
+    every: Every | None = None
+    """Default schedule for templates that do not set their own."""
+    latency_objective: LatencyObjective | None = None
+    """Default objective for templates that do not set their own."""
     templates: list[TemplateRun] = Field(min_length=1)
     timeout: Annotated[Seconds, between(MINUTE, 7 * DAY)]
     routing_timeout: Annotated[Seconds, between(1, DAY)] = 600.0
     poll: Poll = Poll()
+
+    _defaults = model_validator(mode="before")(_inherit_schedule)
 
     @field_validator("templates")
     @classmethod
