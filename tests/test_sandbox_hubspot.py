@@ -236,6 +236,7 @@ async def test_a_pinned_token_refuses_any_other(clock: VirtualClock) -> None:
         )
         assert wrong.status_code == 401
         assert wrong.json()["category"] == "INVALID_AUTHENTICATION"
+        assert wrong.json()["message"].startswith("Authentication credentials not found")
         assert (await create(http, **PROBE)).status_code == 201
 
 
@@ -676,7 +677,10 @@ async def test_token_expiry_fault_answers_401_expired_authentication(
     await add_fault(client, kind="token_expiry", **{"for": "5m"})
     response = await create(client, **PROBE)
     assert response.status_code == 401
-    assert response.json()["category"] == "EXPIRED_AUTHENTICATION"
+    body = response.json()
+    assert body["category"] == "EXPIRED_AUTHENTICATION"
+    assert body["message"] == "The OAuth token used to make this call expired 0 second(s) ago."
+    assert body["context"] == {"expire time": [clock.now().strftime("%Y-%m-%dT%H:%M:%S.000Z")]}
     assert (await client.post(SUBMIT, json=form_body(**PROBE))).status_code == 200
     await clock.advance(300)
     assert (

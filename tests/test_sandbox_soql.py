@@ -66,7 +66,6 @@ def test_parse_accepts_the_subset(text: str, expected: Query) -> None:
         "   ",
         "SELECT FROM Lead",
         "SELECT Id Lead",
-        "SELECT Id FROM Account",
         "SELECT Id, FROM Lead",
         "SELECT Id FROM Lead WHERE Email = 'a' OR Email = 'b'",
         "SELECT Id FROM Lead WHERE (Email = 'a')",
@@ -99,6 +98,15 @@ def test_parse_refuses_everything_else_as_malformed(text: str) -> None:
         soql.parse(text)
     assert refused.value.error_code == "MALFORMED_QUERY"
     assert refused.value.message
+
+
+@pytest.mark.parametrize("sobject", ["Account", "Opportunity", "Custom__c"])
+def test_an_unknown_sobject_is_invalid_type(sobject: str) -> None:
+    """Objects the sandbox's org lacks get INVALID_TYPE with Salesforce's own message."""
+    with pytest.raises(SoqlError) as raised:
+        soql.parse(f"SELECT Id FROM {sobject}")
+    assert raised.value.error_code == "INVALID_TYPE"
+    assert raised.value.message.startswith(f"sObject type '{sobject}' is not supported.")
 
 
 def test_resolve_fields_spells_names_as_the_schema_does() -> None:

@@ -190,9 +190,15 @@ class _Parser:
         for known in SOBJECTS:
             if name.lower() == known.lower():
                 return known
-        # unconfirmed: a real org answers INVALID_TYPE for an sObject it lacks; the reference
-        # documents neither case, so the subset's catch-all code is used.
-        raise malformed(f"sObject type '{name}' is not supported by the sandbox")
+        # A real org answers INVALID_TYPE with this message for an sObject it lacks (secondary
+        # source: bodies captured in simple-salesforce/simple-salesforce#287 and
+        # SalesforceLabs/OrgCheck#111). The sandbox's org has only Lead and Contact.
+        raise SoqlError(
+            "INVALID_TYPE",
+            f"sObject type '{name}' is not supported. If you are attempting to use a custom "
+            "object, be sure to append the '__c' after the entity name. Please reference your "
+            "WSDL or the describe call for the appropriate names.",
+        )
 
     def condition(self) -> Condition:
         field = self.take("name").text
