@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sandbox_support import app_client
 from starlette.applications import Starlette
 
 from syncwatch.clock import VirtualClock
@@ -36,6 +37,5 @@ def sandbox(scenario: Scenario, clock: VirtualClock) -> Starlette:
 @pytest.fixture
 async def client(sandbox: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     """An httpx client whose requests go straight into the sandbox app, no sockets."""
-    transport = httpx.ASGITransport(app=sandbox)
-    async with httpx.AsyncClient(transport=transport, base_url="http://sandbox.test") as http:
+    async with app_client(sandbox) as http:
         yield http

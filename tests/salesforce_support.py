@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+from sandbox_support import app_client
 from starlette.applications import Starlette
 
 from syncwatch.clock import VirtualClock
@@ -30,8 +31,7 @@ async def sandbox_client(
     scenario: Scenario, clock: VirtualClock, base_url: str = "http://sandbox.test"
 ) -> AsyncIterator[httpx.AsyncClient]:
     """A client on a sandbox built from ``scenario``, for tests that need a special org."""
-    transport = httpx.ASGITransport(app=create_app(scenario, clock))
-    async with httpx.AsyncClient(transport=transport, base_url=base_url) as http:
+    async with app_client(create_app(scenario, clock), base_url) as http:
         yield http
 
 

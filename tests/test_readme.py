@@ -84,7 +84,9 @@ async def test_the_curl_walk_through_finds_the_contact_as_a_lead(
             last = await client.send(curl_to_request(line, variables))
             assert last.status_code < 300, last.text
     assert last is not None
-    shown = json.loads(re.search(r"```json\n(.*?)```", README, flags=re.DOTALL)[1])  # type: ignore[index]
+    example = re.search(r"```json\n(.*?)```", README, flags=re.DOTALL)
+    assert example is not None, "the README shows the SOQL answer"
+    shown = json.loads(example[1])
     got = last.json()
     assert got["totalSize"] == shown["totalSize"] == 1
     (record,) = got["records"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import statistics
 from datetime import timedelta
 
-import httpx
 import pytest
+from sandbox_support import app_client
 from starlette.applications import Starlette
 
 from syncwatch.clock import VirtualClock
@@ -235,8 +235,7 @@ async def test_requests_deliver_due_records_first(sandbox: Starlette, clock: Vir
     """Any request to the sandbox first lets the connector catch up with the clock."""
     add_contact(sandbox)
     await clock.advance(3600)
-    transport = httpx.ASGITransport(app=sandbox)
-    async with httpx.AsyncClient(transport=transport, base_url="http://sandbox.test") as http:
+    async with app_client(sandbox) as http:
         state = (await http.get("/_sandbox/state")).json()
     assert state["salesforce"] == {"records": 1, "synthetic": 1}
     assert state["sync"]["pending"] == 0
