@@ -4,8 +4,8 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY syncwatch ./syncwatch
 RUN pip install --no-cache-dir . \
-    && useradd --system --uid 10001 syncwatch
-USER syncwatch
+    && useradd --system --uid 10001 --no-create-home syncwatch
+USER 10001
 EXPOSE 8900
 ENTRYPOINT ["syncwatch"]
 CMD ["sandbox", "--listen", "0.0.0.0:8900"]
