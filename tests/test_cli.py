@@ -115,6 +115,18 @@ def test_the_sandbox_serves_both_vendors_on_loopback(served_sandbox: str) -> Non
     assert state["hubspot"]["synthetic"] == 1
 
 
+def test_a_slow_fault_outlasts_a_real_client_timeout(served_sandbox: str) -> None:
+    """Over real TCP, a live `slow` fault holds the answer past the client's read timeout."""
+    fault = {"kind": "slow", "vendor": "hubspot", "delay": "1s", "for": "1m"}
+    assert httpx.post(f"{served_sandbox}/_sandbox/faults", json=fault).status_code == 201
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.get(
+            f"{served_sandbox}/hubspot/crm/v3/objects/contacts/1",
+            headers={"Authorization": "Bearer t"},
+            timeout=httpx.Timeout(5.0, read=0.2),
+        )
+
+
 REPO = Path(__file__).resolve().parent.parent
 CONFIG_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "config"
 
