@@ -6,7 +6,7 @@ of them reports problems the same way: ``file: key.path: reason``, all problems 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,6 +17,9 @@ from pydantic_core import ErrorDetails
 from syncwatch.errors import ConfigError
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+Describe = Callable[[Path | str, ErrorDetails, str], str]
+
+_MAPPING_TYPES = {"model_type", "model_attributes_type", "dict_type"}
 
 
 def read_yaml(path: Path) -> Any:
@@ -34,22 +37,31 @@ def read_yaml(path: Path) -> Any:
         raise ConfigError([f"{path}: {where}not valid YAML: {problem}"]) from exc
 
 
-def validate(model: type[ModelT], raw: Any, source: Path | str, prefix: str = "") -> ModelT:
+def describe_error(source: Path | str, error: ErrorDetails, prefix: str = "") -> str:
+    """``config/prod.yaml: integrations[0].every: must be at least 10s`` for one error."""
+    return f"{source}: {key_path(error['loc'], prefix)}: {reason(error)}"
+
+
+def describe_errors(
+    source: Path | str,
+    errors: Iterable[ErrorDetails],
+    prefix: str = "",
+    describe: Describe = describe_error,
+) -> list[str]:
+    return [describe(source, error, prefix) for error in errors]
+
+
+def validate(
+    model: type[ModelT], raw: Any, source: Path | str, describe: Describe = describe_error
+) -> ModelT:
     """Validate ``raw`` as ``model``; on failure list every problem with file and key path."""
     try:
         return model.model_validate({} if raw is None else raw)
     except ValidationError as exc:
-        raise ConfigError(describe_errors(source, exc.errors(), prefix)) from exc
+        raise ConfigError(describe_errors(source, exc.errors(), "", describe)) from exc
 
 
-def describe_errors(
-    source: Path | str, errors: Iterable[ErrorDetails], prefix: str = ""
-) -> list[str]:
-    """``config/prod.yaml: integrations[0].every: must be at least 10s`` for each error."""
-    return [f"{source}: {key_path(error['loc'], prefix)}: {reason(error)}" for error in errors]
-
-
-def key_path(loc: Iterable[int | str], prefix: str = "") -> str:
+def key_path(loc: Sequence[int | str], prefix: str = "") -> str:
     """Render a pydantic location as the dotted path an operator sees in the file."""
     text = prefix
     for part in loc:
@@ -59,8 +71,18 @@ def key_path(loc: Iterable[int | str], prefix: str = "") -> str:
 
 def reason(error: ErrorDetails) -> str:
     """Pydantic's message, minus its internal prefixes, in the operator's words."""
-    if error["type"] == "extra_forbidden":
+    kind = error["type"]
+    if kind == "extra_forbidden":
         return "unknown key"
-    if error["type"] == "missing":
+    if kind == "missing":
         return "required key is missing"
-    return str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if kind in _MAPPING_TYPES:
+        return "must be a mapping (key: value)"
+    if kind == "list_type":
+        return "must be a list"
+    if kind == "timezone_aware":
+        return "must include a UTC offset, e.g. 2026-10-10T02:00:00Z"
+    text = str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if text.startswith("Input should"):
+        return "must" + text.removeprefix("Input should")
+    return text

@@ -84,4 +84,4 @@ async def test_bad_fault_requests_say_what_is_wrong(client: httpx.AsyncClient) -
         "body: (top level): fault kind 'outage' needs a vendor: hubspot or salesforce"
     ]
     bad_rate = await client.post("/_sandbox/faults", json={"kind": "drop", "rate": 2})
-    assert bad_rate.json()["errors"] == ["body: rate: Input should be less than or equal to 1"]
+    assert bad_rate.json()["errors"] == ["body: rate: must be less than or equal to 1"]

@@ -14,8 +14,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from syncwatch.errors import ConfigError
-from syncwatch.yamlfile import key_path, reason
+from syncwatch.yamlfile import describe_errors, key_path, reason, validate
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -24,8 +23,6 @@ UNION_TAGS = frozenset(
     | {"webhook", "slack", "pagerduty"}
 )
 """Every tag of every tagged union in the config models (kept in step by a test)."""
-
-_MAPPING_TYPES = {"model_type", "model_attributes_type", "dict_type"}
 
 
 def _location(loc: Sequence[int | str]) -> list[int | str]:
@@ -41,7 +38,7 @@ def _location(loc: Sequence[int | str]) -> list[int | str]:
 
 
 def describe(source: Path | str, error: ErrorDetails, prefix: str = "") -> str:
-    """One ``file: key.path: reason`` line for one pydantic error."""
+    """One ``file: key.path: reason`` line, with union tags out of the key path."""
     loc = _location(error["loc"])
     ctx: dict[str, Any] = dict(error.get("ctx") or {})
     text = reason(error)
@@ -52,24 +49,13 @@ def describe(source: Path | str, error: ErrorDetails, prefix: str = "") -> str:
             text = f"unknown value {ctx.get('tag')!r}; expected one of {expected}"
         else:
             text = "required key is missing"
-    elif error["type"] in _MAPPING_TYPES:
-        text = "must be a mapping (key: value)"
-    elif error["type"] == "list_type":
-        text = "must be a list"
-    elif error["type"] == "timezone_aware":
-        text = "must include a UTC offset, e.g. 2026-10-10T02:00:00Z"
-    elif text.startswith("Input should"):
-        text = "must" + text.removeprefix("Input should")
     return f"{source}: {key_path(loc, prefix)}: {text}"
 
 
 def describe_all(source: Path | str, exc: ValidationError, prefix: str = "") -> list[str]:
-    return [describe(source, error, prefix) for error in exc.errors()]
+    return describe_errors(source, exc.errors(), prefix, describe)
 
 
 def validate_model(model: type[ModelT], raw: Any, source: Path | str) -> ModelT:
     """Validate ``raw`` as ``model``; on failure a ConfigError listing every problem."""
-    try:
-        return model.model_validate({} if raw is None else raw)
-    except ValidationError as exc:
-        raise ConfigError(describe_all(source, exc)) from exc
+    return validate(model, raw, source, describe)
