@@ -14,15 +14,22 @@ from hubspot_support import (
     PROBE_EMAIL,
     RATE_HEADERS,
     SEARCH,
+    SECURE_SUBMIT,
+    SUBMIT,
     create,
     email_filter,
     search,
     world_of,
 )
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sandbox_support import json_values, send_once
 from starlette.applications import Starlette
 
 from syncwatch.clock import VirtualClock
+from syncwatch.sandbox import create_app
 from syncwatch.sandbox.hubspot_common import epoch_ms
+from syncwatch.sandbox.scenario import Scenario
 
 # --- CRM v3: create, read, archive ------------------------------------------------------------
 
@@ -318,3 +325,19 @@ async def test_search_allows_four_requests_per_second_per_token(
     assert statuses == [200, 200, 200, 200, 429]
     await clock.advance(1)
     assert (await client.post(SEARCH, json={}, headers=AUTH)).status_code == 200
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    path=st.sampled_from([CONTACTS, SEARCH, f"{CONTACTS}/batch/archive", SUBMIT, SECURE_SUBMIT]),
+    body=json_values,
+    raw=st.binary(max_size=64),
+)
+def test_any_body_gets_an_answer_never_a_crash(path: str, body: Any, raw: bytes) -> None:
+    """Whatever JSON (or bytes) a client sends, the sandbox answers 4xx/2xx, never crashes."""
+    app = create_app(Scenario(seed=3), VirtualClock())
+    as_json = send_once(app, "POST", path, json=body, headers=AUTH)
+    assert as_json.status_code < 500, as_json.text
+    headers = {**AUTH, "Content-Type": "application/json"}
+    as_bytes = send_once(app, "POST", path, content=raw, headers=headers)
+    assert as_bytes.status_code < 500, as_bytes.text

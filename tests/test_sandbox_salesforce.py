@@ -10,6 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from salesforce_support import (
     DATA,
     INVALID_SESSION,
@@ -25,9 +27,11 @@ from salesforce_support import (
     soql,
     world_of,
 )
+from sandbox_support import json_values, send_once
 from starlette.applications import Starlette
 
 from syncwatch.clock import VirtualClock, settle
+from syncwatch.sandbox import create_app
 from syncwatch.sandbox.scenario import SalesforceSpec, Scenario
 
 # -- query ------------------------------------------------------------------------------------
@@ -635,3 +639,20 @@ async def test_hubspot_contact_becomes_a_lead_found_by_soql(
         "Company": "Syncwatch",
         "OwnerId": "0055e000001AbCdAAK",
     }
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=json_values, query=st.text(max_size=80))
+def test_any_body_or_query_gets_an_answer_never_a_crash(body: Any, query: str) -> None:
+    """Garbage creates and queries are refused with Salesforce's error array, never a crash."""
+    app = create_app(Scenario(seed=3), VirtualClock())
+    grant = {"grant_type": "client_credentials", "client_id": "a", "client_secret": "b"}
+    token = send_once(app, "POST", TOKEN_URL, data=grant).json()["access_token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    for method, url, kwargs in (
+        ("POST", f"{DATA}/sobjects/Lead/", {"json": body}),
+        ("GET", f"{DATA}/query", {"params": {"q": query}}),
+        ("POST", TOKEN_URL, {"data": {"grant_type": query, "assertion": query}}),
+    ):
+        response = send_once(app, method, url, headers=auth, **kwargs)
+        assert response.status_code < 500, response.text

@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from syncwatch.sandbox import soql
 from syncwatch.sandbox.soql import Condition, Query, SoqlError
@@ -232,3 +234,48 @@ def test_select_filters_on_every_condition_then_applies_limit() -> None:
     assert [row["Id"] for row in soql.select(query, rows)] == ["1", "4"]
     limited = soql.parse("SELECT Id FROM Lead WHERE Email LIKE '%@p.example' LIMIT 2")
     assert [row["Id"] for row in soql.select(limited, rows)] == ["1", "2"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=200),
+        st.lists(
+            st.sampled_from(
+                [
+                    "SELECT",
+                    "Id",
+                    ",",
+                    "Email",
+                    "FROM",
+                    "Lead",
+                    "WHERE",
+                    "IN",
+                    "(",
+                    ")",
+                    "'a'",
+                    "=",
+                    "<",
+                    "AND",
+                    "OR",
+                    "LIKE",
+                    "'%@x'",
+                    "LIMIT",
+                    "5",
+                    "2026-10-05T09:00:00Z",
+                    "CreatedDate",
+                    "\\",
+                    "'",
+                    "Contact",
+                ]
+            ),
+            max_size=20,
+        ).map(" ".join),
+    )
+)
+def test_any_text_parses_or_is_refused_with_a_salesforce_error(text: str) -> None:
+    """No input makes the parser fail with anything but a SoqlError carrying an errorCode."""
+    try:
+        soql.parse(text)
+    except SoqlError as refused:
+        assert refused.error_code in {"MALFORMED_QUERY", "INVALID_FIELD", "INVALID_TYPE"}
