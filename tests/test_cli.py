@@ -55,7 +55,8 @@ def test_sandbox_with_a_bad_scenario_lists_every_problem(tmp_path: Path) -> None
     """An invalid scenario names file and key for each problem and exits 2, serving nothing."""
     bad = tmp_path / "bad.yaml"
     bad.write_text(
-        "seed: x\nfaults:\n  - {kind: meteor}\nsync: {latency: {median: 1m, p95: 10s}}\n"
+        "seed: x\nfaults:\n  - {kind: meteor}\n  - {kind: slow, vendor: hubspot, delay: [1]}\n"
+        "sync: {latency: {median: 1m, p95: 10s}}\n"
     )
     result = runner.invoke(app, ["sandbox", "--scenario", str(bad)])
     assert result.exit_code == 2
@@ -63,6 +64,7 @@ def test_sandbox_with_a_bad_scenario_lists_every_problem(tmp_path: Path) -> None
     assert f"{bad}: seed: must be a valid integer, unable to parse string as an integer" in lines
     assert any(line.startswith(f"{bad}: faults[0].kind: must be") for line in lines)
     assert f"{bad}: sync.latency: latency needs 0 < median <= p95" in lines
+    assert f"{bad}: faults[1].delay: expected a duration such as 30s, 5m or 1h" in lines
 
 
 def free_port() -> int:

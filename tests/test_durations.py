@@ -36,9 +36,13 @@ def test_valid_durations(text: str | float, seconds: float) -> None:
         ("-5", "negative"),
         (-1, "negative"),
         (True, "boolean"),
+        ([1], "expected a duration"),
+        (None, "expected a duration"),
+        ("inf", "finite"),
+        (float("nan"), "finite"),
     ],
 )
-def test_invalid_durations_say_why(text: str | float, reason: str) -> None:
+def test_invalid_durations_say_why(text: object, reason: str) -> None:
     """Each rejection names what is wrong."""
     with pytest.raises(ValueError, match=reason):
         parse_duration(text)

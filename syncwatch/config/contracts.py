@@ -57,6 +57,14 @@ def _span(start: time, end: time) -> tuple[int, int]:
     return _minutes(start), _minutes(end) or 24 * 60
 
 
+def _end_after_start(end: time, info: ValidationInfo, reason: str = "must be after start") -> time:
+    """Same-day local windows: the end must come after the start (00:00 as end is midnight)."""
+    start = info.data.get("start")
+    if start is not None and _span(start, end)[1] <= _minutes(start):
+        raise ValueError(reason)
+    return end
+
+
 class DowntimeRule(Strict):
     error_rate_above: Decimal = Field(default=Decimal("0.10"), ge=0, lt=1)
     min_calls: int = Field(default=1, ge=1)
@@ -88,10 +96,7 @@ class Calendar(Strict):
     @field_validator("end")
     @classmethod
     def _after_start(cls, end: time, info: ValidationInfo) -> time:
-        start = info.data.get("start")
-        if start is not None and _span(start, end)[1] <= _minutes(start):
-            raise ValueError("must be after start")
-        return end
+        return _end_after_start(end, info)
 
 
 class OneOffWindow(Strict):
@@ -115,10 +120,8 @@ class WeeklyWindow(Strict):
     @field_validator("end")
     @classmethod
     def _after_start(cls, end: time, info: ValidationInfo) -> time:
-        start = info.data.get("start")
-        if start is not None and _span(start, end)[1] <= _minutes(start):
-            raise ValueError("must be after start (a window cannot cross midnight; split it)")
-        return end
+        reason = "must be after start (a window cannot cross midnight; split it)"
+        return _end_after_start(end, info, reason)
 
 
 def _window_kind(value: Any) -> str:
