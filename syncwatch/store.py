@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,9 @@ from typing import Any
 import sqlite_utils
 
 from syncwatch.errors import StoreError, StoreVersionError
+from syncwatch.events import ApiCall, QuotaFigure, QuotaReading
+
+__all__ = ["ApiCall", "QuotaReading", "Store", "from_db_time", "to_db_time"]
 
 #: "SYNW" — marks a file as a syncwatch database (``PRAGMA application_id``).
 APPLICATION_ID = 0x53594E57
@@ -96,38 +99,6 @@ def to_db_time(moment: datetime) -> str:
 
 def from_db_time(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class ApiCall:
-    """One HTTP request to a vendor, as DESIGN §2 defines an API call."""
-
-    at: datetime
-    vendor: str
-    account: str
-    operation: str
-    status: int | None
-    duration_s: float
-    error_class: str | None = None
-    integration: str | None = None
-    probe_id: str | None = None
-    quota_used: int | None = None
-    quota_limit: int | None = None
-    quota_window: str | None = None
-
-
-@dataclass(frozen=True)
-class QuotaReading:
-    account: str
-    window: str
-    vendor: str
-    used: int
-    limit: int
-    observed_at: datetime
-
-    @property
-    def remaining(self) -> int:
-        return max(0, self.limit - self.used)
 
 
 class Store:
@@ -223,10 +194,16 @@ class Store:
 
     # -- API calls and quota --------------------------------------------------------------
 
-    def record_call(self, call: ApiCall) -> None:
+    def record_call(self, call: ApiCall, other_windows: tuple[QuotaFigure, ...] = ()) -> None:
+        """One call, and every quota window its response reported, in one transaction."""
         try:
             with self.db.atomic():
                 self._insert_call(call)
+                for figure in other_windows:
+                    reading = QuotaReading(
+                        call.account, figure.window, call.vendor, figure.used, figure.limit, call.at
+                    )
+                    self._save_quota(reading)
         except sqlite3.IntegrityError as exc:
             raise StoreError(f"cannot record {call.operation} call: {exc}") from exc
 

@@ -1,0 +1,404 @@
+"""The HTTP layer every vendor adapter speaks through: one ``AccountHttp`` per vendor account.
+
+It owns what no adapter should do on its own: explicit call timeouts on the injected clock,
+bounded retries (tenacity) that honour ``Retry-After`` and never resend a create the vendor may
+have acted on, per-account throttling at the vendor's documented rate (asyncio-throttle, driven
+by the injected clock), the vendor's clock offset from ``Date`` headers, and recording every
+attempt as an API call with its quota figures. Adapters supply what only they know: how to
+classify a response (``Classifier``) and where its quota figures are (``QuotaParser``).
+
+Nothing here logs a URL, a header or a body; error messages pass through the redactor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any, Protocol, TypeVar
+
+import httpx
+from asyncio_throttle.throttler import Throttler
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+from syncwatch.clock import Clock
+from syncwatch.errors import (
+    AuthError,
+    CallTimeout,
+    ConnectionFailed,
+    MalformedResponse,
+    MonitorNetworkError,
+    RateLimited,
+    ValidationRejected,
+    VendorError,
+    VendorUnavailable,
+)
+from syncwatch.events import ApiCall, QuotaFigure
+from syncwatch.redact import REDACTOR, Redactor
+
+Classifier = Callable[[httpx.Response], VendorError | None]
+"""A vendor's reading of a response: the error it means, or None when it is a success."""
+QuotaParser = Callable[[httpx.Headers], list[QuotaFigure]]
+T = TypeVar("T")
+
+DEFAULT_CALL_TIMEOUT_S = 30.0
+MAX_ATTEMPTS = 3
+MAX_RETRY_WAIT_S = 60.0
+"""A ``Retry-After`` longer than this is not waited for: the probe fails now and says why."""
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A vendor's documented request rate: ``calls`` per ``per_s`` seconds."""
+
+    calls: int
+    per_s: float
+
+
+class CallSink(Protocol):
+    """Where every attempted call goes (the store and the metrics, wired by the daemon)."""
+
+    def __call__(self, call: ApiCall, other_windows: tuple[QuotaFigure, ...]) -> None: ...
+
+
+@dataclass
+class NetworkHealth:
+    """Our own network, as the daemon's self-check last saw it.
+
+    While it is down, transport failures are the monitor's (class ``monitor``), not the
+    vendor's: the evidence behind a credit claim must not blame a vendor for our outage.
+    """
+
+    ok: bool = True
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """What a call was for, recorded beside it."""
+
+    integration: str | None = None
+    probe_id: str | None = None
+
+
+class ClockThrottler(Throttler):
+    """asyncio-throttle's sliding window, timed by the injected clock.
+
+    The library reads ``time.monotonic`` and polls with ``asyncio.sleep``; under a virtual clock
+    that would never release (or would wait in real time). Same window, same accounting; only
+    the time source and the wait (until the oldest call leaves the window) differ.
+    """
+
+    def __init__(self, rate: Rate, clock: Clock) -> None:
+        super().__init__(rate_limit=rate.calls, period=rate.per_s)
+        self._clock = clock
+
+    def flush(self) -> None:
+        now = self._clock.monotonic()
+        while self._task_logs and now - self._task_logs[0] >= self.period:
+            self._task_logs.popleft()
+
+    async def acquire(self) -> None:
+        while True:
+            self.flush()
+            if len(self._task_logs) < self.rate_limit:
+                break
+            wait = self._task_logs[0] + self.period - self._clock.monotonic()
+            await self._clock.sleep(max(wait, 0.001))
+        self._task_logs.append(self._clock.monotonic())
+
+
+@dataclass
+class ClockOffset:
+    """The vendor's clock minus ours, narrowed from ``Date`` headers like NTP narrows its bounds.
+
+    A ``Date`` header has one-second resolution: the server read its clock somewhere between
+    our send and receive times, and truncated it. Each response therefore bounds the offset to
+    ``(H - received, H + 1 - sent)``; intersecting many such bounds pins it far tighter than
+    one second. An empty intersection means a clock stepped: start again from that response.
+    """
+
+    low: float | None = None
+    high: float | None = None
+    samples: int = 0
+
+    def observe(self, date_header: str | None, sent: datetime, received: datetime) -> None:
+        if not date_header:
+            return
+        try:
+            server = parsedate_to_datetime(date_header)
+        except (TypeError, ValueError):
+            return
+        if server.tzinfo is None:
+            return
+        low = (server - received).total_seconds()
+        high = (server + timedelta(seconds=1) - sent).total_seconds()
+        if self.low is None or self.high is None or max(low, self.low) > min(high, self.high):
+            self.low, self.high = low, high
+        else:
+            self.low, self.high = max(low, self.low), min(high, self.high)
+        self.samples += 1
+
+    @property
+    def seconds(self) -> float | None:
+        """Best estimate (the middle of the bounds), or None before any ``Date`` header."""
+        if self.low is None or self.high is None:
+            return None
+        return (self.low + self.high) / 2
+
+
+@dataclass
+class AccountHttp:
+    """One vendor account's client: throttled, timed, retried, recorded."""
+
+    vendor: str
+    account: str
+    client: httpx.AsyncClient
+    clock: Clock
+    sink: CallSink
+    classify: Classifier
+    quota: QuotaParser = lambda _headers: []
+    daily_window: str | None = None
+    rates: Mapping[str, Rate] = field(default_factory=dict)
+    call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S
+    max_attempts: int = MAX_ATTEMPTS
+    network: NetworkHealth = field(default_factory=NetworkHealth)
+    redactor: Redactor = REDACTOR
+    offset: ClockOffset = field(default_factory=ClockOffset)
+    _throttlers: dict[str, ClockThrottler] = field(default_factory=dict, init=False)
+
+    async def request(
+        self,
+        operation: str,
+        method: str,
+        url: str,
+        *,
+        parse: Callable[[httpx.Response], T],
+        idempotent: bool,
+        limit: str = "default",
+        context: CallContext | None = None,
+        classify: Classifier | None = None,
+        **kwargs: Any,
+    ) -> T:
+        """Send one logical request and return ``parse(response)``; raises a ``VendorError``.
+
+        ``parse`` runs inside the attempt, so a 2xx whose body is not the documented shape is
+        recorded as ``malformed`` rather than as a success the adapter then chokes on.
+        """
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.max_attempts),
+            wait=_retry_wait,
+            retry=retry_if_exception(lambda exc: _retryable(exc, idempotent)),
+            sleep=self.clock.sleep,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._attempt(
+                    operation, method, url, limit, context or CallContext(), classify, parse, kwargs
+                )
+        raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
+
+    async def _attempt(
+        self,
+        operation: str,
+        method: str,
+        url: str,
+        limit: str,
+        context: CallContext,
+        classify: Classifier | None,
+        parse: Callable[[httpx.Response], T],
+        kwargs: dict[str, Any],
+    ) -> T:
+        await self._throttler(limit).acquire()
+        sent, started = self.clock.now(), self.clock.monotonic()
+        response: httpx.Response | None = None
+        result: T | None = None
+        try:
+            response = await self._send(method, url, kwargs)
+            error = (classify or self.classify)(response)
+            if error is None:
+                result = parse(response)
+        except VendorError as exc:
+            error = exc
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+            error = MalformedResponse(
+                self._describe(f"{operation} answered an undocumented shape", exc),
+                status=response.status_code if response is not None else None,
+            )
+        received = self.clock.now()
+        figures: list[QuotaFigure] = []
+        if response is not None:
+            self.offset.observe(response.headers.get("date"), sent, received)
+            figures = self.quota(response.headers)
+        self._record(
+            operation, context, sent, self.clock.monotonic() - started, response, error, figures
+        )
+        if error is not None:
+            raise error
+        return result  # type: ignore[return-value]  # parse ran and returned a T
+
+    async def _send(self, method: str, url: str, kwargs: dict[str, Any]) -> httpx.Response:
+        """The request under our clock's timeout, transport failures translated once, here."""
+        try:
+            return await _within(
+                self.clock, self.call_timeout_s, self.client.request(method, url, **kwargs)
+            )
+        except TimeoutError as exc:
+            raise self._transport(CallTimeout, "no response", exc) from exc
+        except httpx.TimeoutException as exc:
+            raise self._transport(CallTimeout, "no response", exc) from exc
+        except httpx.ConnectError as exc:
+            if _our_side(exc):
+                raise MonitorNetworkError(
+                    self._describe("cannot resolve or verify the host", exc)
+                ) from exc
+            raise self._transport(ConnectionFailed, "connection refused", exc, acted=False) from exc
+        except httpx.TransportError as exc:
+            raise self._transport(ConnectionFailed, "connection failed", exc) from exc
+
+    def _transport(
+        self, kind: type[VendorError], what: str, exc: Exception, *, acted: bool = True
+    ) -> VendorError:
+        message = self._describe(what, exc)
+        if not self.network.ok:
+            return MonitorNetworkError(f"{message} (our own network check is failing)")
+        return kind(message, may_have_acted=acted)
+
+    def _describe(self, what: str, exc: Exception) -> str:
+        detail = self.redactor.text(str(exc)) or type(exc).__name__
+        return f"{self.vendor} {self.account}: {what}: {detail}"
+
+    def _throttler(self, limit: str) -> ClockThrottler:
+        throttler = self._throttlers.get(limit)
+        if throttler is None:
+            rate = self.rates.get(limit) or self.rates.get("default") or Rate(1_000_000, 1.0)
+            throttler = self._throttlers[limit] = ClockThrottler(rate, self.clock)
+        return throttler
+
+    def _record(
+        self,
+        operation: str,
+        context: CallContext,
+        at: datetime,
+        duration_s: float,
+        response: httpx.Response | None,
+        error: VendorError | None,
+        figures: list[QuotaFigure],
+    ) -> None:
+        daily = next((f for f in figures if f.window == self.daily_window), None)
+        call = ApiCall(
+            at=at,
+            vendor=self.vendor,
+            account=self.account,
+            operation=operation,
+            status=response.status_code if response is not None else None,
+            duration_s=round(max(duration_s, 0.0), 6),
+            error_class=error.error_class if error is not None else None,
+            integration=context.integration,
+            probe_id=context.probe_id,
+            quota_used=daily.used if daily else None,
+            quota_limit=daily.limit if daily else None,
+            quota_window=daily.window if daily else None,
+        )
+        self.sink(call, tuple(f for f in figures if f is not daily))
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+async def _within(clock: Clock, seconds: float, request: Any) -> httpx.Response:
+    """``request`` or TimeoutError after ``seconds`` of the injected clock (virtual or real)."""
+    task: asyncio.Task[httpx.Response] = asyncio.ensure_future(request)
+    timer = asyncio.ensure_future(clock.sleep(seconds))
+    try:
+        await asyncio.wait({task, timer}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            return task.result()
+        raise TimeoutError
+    finally:
+        for pending in (task, timer):
+            if not pending.done():
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await pending
+
+
+def _our_side(exc: httpx.ConnectError) -> bool:
+    """DNS and TLS failures point at our network or trust store, not at the vendor (§6)."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLError):
+            return True
+        text = str(cause).lower()
+        if "name or service not known" in text or "nodename nor servname" in text:
+            return True
+        if "temporary failure in name resolution" in text or "getaddrinfo" in text:
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+def _retryable(exc: BaseException, idempotent: bool) -> bool:
+    if isinstance(exc, RateLimited):
+        return exc.retry_after_s is None or exc.retry_after_s <= MAX_RETRY_WAIT_S
+    if isinstance(exc, VendorUnavailable):
+        return idempotent or not exc.may_have_acted
+    return False
+
+
+def _retry_wait(state: RetryCallState) -> float:
+    """``Retry-After`` when the vendor sent one; else 1 s, 2 s, 4 s … capped at 30 s."""
+    exc = state.outcome.exception() if state.outcome is not None else None
+    if isinstance(exc, RateLimited) and exc.retry_after_s is not None:
+        return min(max(exc.retry_after_s, 0.0), MAX_RETRY_WAIT_S)
+    return float(min(2 ** (state.attempt_number - 1), 30))
+
+
+# -- shared classification helpers (vendor modules build on these) --------------------------
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """``Retry-After`` as seconds (delta-seconds or an HTTP date), or None."""
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value.strip())
+    try:
+        moment = parsedate_to_datetime(value)
+        server = parsedate_to_datetime(response.headers.get("date", value))
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (moment - server).total_seconds())
+
+
+def classify_status(response: httpx.Response, message: str) -> VendorError | None:
+    """The generic reading of an HTTP status, for what a vendor's own codes do not settle."""
+    status = response.status_code
+    if status < 400:
+        return None
+    if status == 429:
+        return RateLimited(message, status=status, retry_after_s=retry_after(response))
+    if status >= 500:
+        return VendorUnavailable(message, status=status)
+    if status in (401, 403):
+        return AuthError(message, status=status)
+    return ValidationRejected(message, status=status)
+
+
+def json_body(response: httpx.Response, what: str) -> Any:
+    """The parsed JSON body; an HTML page or truncated JSON is ``malformed`` (vendor's fault)."""
+    content_type = response.headers.get("content-type", "")
+    if "json" not in content_type.lower():
+        kind = content_type.split(";")[0] or "no content type"
+        raise MalformedResponse(f"{what}: expected JSON, got {kind}", status=response.status_code)
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise MalformedResponse(
+            f"{what}: body is not valid JSON", status=response.status_code
+        ) from exc

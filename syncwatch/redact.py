@@ -1,0 +1,60 @@
+"""Secret redaction: the last line of defence between a token and a log line or error message.
+
+Secrets are registered the moment they are resolved (``Redactor.add``); every log event and every
+vendor error message passes through ``redact`` before it leaves the process. Keys that name
+secrets (``authorization``, ``token``, ...) are masked whatever their value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import MutableMapping
+from typing import Any
+
+MASK = "[redacted]"
+_SECRET_KEY = re.compile(
+    r"authorization|token|secret|password|api[_-]?key|routing[_-]?key|assertion|private[_-]?key",
+    re.IGNORECASE,
+)
+_BEARER = re.compile(r"(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
+
+
+class Redactor:
+    """Masks every registered secret value, and bearer credentials, wherever they appear."""
+
+    def __init__(self) -> None:
+        self._secrets: set[str] = set()
+
+    def add(self, secret: str) -> str:
+        """Remember ``secret`` (short values are ignored: masking "a" would mangle every line)."""
+        if len(secret) >= 4:
+            self._secrets.add(secret)
+        return secret
+
+    def text(self, value: str) -> str:
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            value = value.replace(secret, MASK)
+        return _BEARER.sub(lambda match: f"{match.group(1)} {MASK}", value)
+
+    def value(self, key: str, value: Any) -> Any:
+        if _SECRET_KEY.search(key) and value not in (None, ""):
+            return MASK
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {k: self.value(str(k), v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.value(key, item) for item in value]
+        return value
+
+    def __call__(
+        self, _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        """The structlog processor: runs before the renderer on every event."""
+        for key in list(event_dict):
+            event_dict[key] = self.value(key, event_dict[key])
+        return event_dict
+
+
+#: The process-wide redactor: secrets resolved anywhere are masked in every log line.
+REDACTOR = Redactor()

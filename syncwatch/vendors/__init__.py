@@ -1,0 +1,1 @@
+"""Vendor adapters behind the Protocols of ``vendors.base``; ``vendors.registry`` finds them."""
