@@ -118,7 +118,13 @@ def sandbox(
         ("salesforce", "My Domain login + instance"),
     ):
         typer.echo(f"  {origin}/{prefix:<11} {stands_for}")
-    uvicorn.run(create_app(loaded, seed=seed), host=host, port=port, log_level="warning")
+    uvicorn.run(
+        create_app(loaded, seed=seed),
+        host=host,
+        port=port,
+        log_level="warning",
+        date_header=False,  # the sandbox stamps Date from its own clock
+    )
 
 
 def main() -> None:

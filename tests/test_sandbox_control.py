@@ -85,3 +85,13 @@ async def test_bad_fault_requests_say_what_is_wrong(client: httpx.AsyncClient) -
     ]
     bad_rate = await client.post("/_sandbox/faults", json={"kind": "drop", "rate": 2})
     assert bad_rate.json()["errors"] == ["body: rate: must be less than or equal to 1"]
+
+
+async def test_every_response_carries_a_date_header_from_the_sandbox_clock(
+    client: httpx.AsyncClient, clock: VirtualClock
+) -> None:
+    """Real vendors send ``Date`` (whole seconds); clients estimate clock offset from it."""
+    await clock.advance(90.7)
+    response = await client.get("/_sandbox/state")
+    assert response.headers["date"] == "Mon, 05 Oct 2026 09:01:30 GMT"
+    assert len(response.headers.get_list("date")) == 1

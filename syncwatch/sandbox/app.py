@@ -7,9 +7,11 @@ host (login and instance), ``/_sandbox`` is introspection. An account's ``base_u
 
 from __future__ import annotations
 
+from email.utils import format_datetime
+
 from starlette.applications import Starlette
 from starlette.routing import Mount
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from syncwatch.clock import Clock, RealClock
 from syncwatch.sandbox import control, hubspot, salesforce
@@ -19,16 +21,28 @@ from syncwatch.sandbox.world import World
 
 
 class _DeliverDueSyncs:
-    """Before each request, let the connector deliver whatever fell due on the clock."""
+    """Before each request, let the connector deliver whatever fell due on the clock; stamp
+    every response with a ``Date`` header from the sandbox's clock, as real vendors do (RFC 9110
+    §6.6.1: whole seconds), so clients can estimate the vendor's clock offset."""
 
     def __init__(self, app: ASGIApp, sync: SyncEngine) -> None:
         self.app = app
         self.sync = sync
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            self.sync.run_due()
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        self.sync.run_due()
+
+        async def send_dated(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                now = format_datetime(self.sync.world.clock.now(), usegmt=True)
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"date"]
+                message = {**message, "headers": [*headers, (b"date", now.encode("latin-1"))]}
+            await send(message)
+
+        await self.app(scope, receive, send_dated)
 
 
 def create_app(
