@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from syncwatch.sandbox.scenario import FaultSpec
 from syncwatch.sandbox.sync import SyncEngine
-from syncwatch.sandbox.world import World
+from syncwatch.sandbox.world import CrmRecord, World
 from syncwatch.yamlfile import describe_errors
 
 
@@ -91,6 +91,15 @@ def describe_records(world: World, sync: SyncEngine, only_synthetic: bool) -> di
     def wanted(email: str) -> bool:
         return not only_synthetic or world.is_synthetic(email)
 
+    def crm_record(r: CrmRecord) -> dict[str, Any]:
+        return {
+            "id": r.id,
+            "sobject": r.sobject,
+            "email": r.email,
+            "created_at": r.created_at.isoformat(),
+            "origin_contact_id": r.origin_contact_id,
+        }
+
     return {
         "hubspot": [
             {
@@ -103,16 +112,9 @@ def describe_records(world: World, sync: SyncEngine, only_synthetic: bool) -> di
             for c in world.contacts.values()
             if wanted(c.email)
         ],
-        "salesforce": [
-            {
-                "id": r.id,
-                "sobject": r.sobject,
-                "email": r.email,
-                "created_at": r.created_at.isoformat(),
-                "origin_contact_id": r.origin_contact_id,
-            }
-            for r in world.crm.values()
-            if wanted(r.email)
+        "salesforce": [crm_record(r) for r in world.crm.values() if wanted(r.email)],
+        "salesforce_deleted": [
+            crm_record(r) for r in world.deleted_crm.values() if wanted(r.email)
         ],
         "sync_errors": list(sync.errors),
     }

@@ -1,8 +1,9 @@
 """The CRM search request (``PublicObjectSearchRequest``): parsing, validation and matching.
 
 Source: repo HubSpot/HubSpot-public-api-spec-collection,
-``PublicApiSpecs/CRM/Contacts/Rollouts/424/v3/contacts.json`` ("Up to 6 groups of filters",
-``limit`` at most 200, the operator list) and
+``PublicApiSpecs/CRM/Contacts/Rollouts/424/v3/contacts.json`` (``limit`` at most 200, the
+operator list; its "up to 6 groups" predates the changelog "breaking change: expanded filtering"
+of 2024-08-26, which allows 5 groups) and
 https://developers.hubspot.com/docs/api-reference/2026-03/crm/search-the-crm (default properties).
 Filter groups are ORed, filters inside a group ANDed. Pure: no HTTP, no clock.
 """
@@ -18,7 +19,7 @@ from typing import Any
 from syncwatch.sandbox.hubspot_common import epoch_ms, iso_ms
 from syncwatch.sandbox.world import Contact
 
-MAX_GROUPS = 6
+MAX_GROUPS = 5  # changelog 2024-08-26 "expanded filtering": 5 groups, 25 filters
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 10  # unconfirmed: HubSpot's default page size for search
 DATE_PROPERTIES = frozenset({"createdate", "lastmodifieddate"})

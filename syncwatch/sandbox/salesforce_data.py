@@ -177,7 +177,7 @@ class DataApi:
         return Reply(204)
 
     def _remove(self, record: CrmRecord) -> None:
-        del self.world.crm[record.id]
+        self.world.deleted_crm[record.id] = self.world.crm.pop(record.id)
         self._deleted.add(record.id)
 
     def create(self, sobject: str, body: Any, allow_duplicates: bool) -> Reply:

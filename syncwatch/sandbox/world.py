@@ -83,6 +83,8 @@ class World:
     faults: FaultBook
     contacts: dict[str, Contact] = field(default_factory=dict)
     crm: dict[str, CrmRecord] = field(default_factory=dict)
+    #: Deleted CRM records, kept so ground truth (true creation instants) outlives clean-up.
+    deleted_crm: dict[str, CrmRecord] = field(default_factory=dict)
     #: Per-vendor emulation state (e.g. quota counters), keyed by vendor, so every route group of
     #: one vendor (HubSpot's two hosts) shares one account; vendor modules own what is inside.
     vendor_state: dict[str, Any] = field(default_factory=dict)
