@@ -1,0 +1,296 @@
+"""Prometheus metrics on an injected registry (DESIGN §9 names, §14.7 habits).
+
+Every label value comes from a bounded set: integration, template, account and contract names
+from the config; outcomes and error classes from DESIGN §2 and §6; operations from the vendor
+adapters' code. A probe id or an email is never a label: each distinct label value is a new
+time series held in Prometheus's memory forever after, so one series per probe would grow
+without bound and bury the signal. Per-probe detail lives in the store and the ``/api``.
+
+Label sets known from the config are zero-initialised at construction, so ``rate()`` and alert
+rules see a series before its first failure instead of a gap (a counter that appears at 1 hides
+its first increase). Values that do not exist yet (quota figures, SLA ratios, the last probe's
+time) stay absent rather than reading as a false zero.
+
+Scrapes run ``collect()`` synchronously on the daemon's event loop, so nothing here does I/O:
+the daemon pushes figures in as they happen, and SLA ratios are cached figures read at scrape
+time. The registry is passed in, never the global one, so tests and two daemons in one process
+never share counters.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from syncwatch import __version__
+from syncwatch.config import Config
+from syncwatch.errors import ATTRIBUTION, ERROR_CLASSES
+from syncwatch.events import ApiCall, QuotaFigure
+
+OUTCOMES: tuple[str, ...] = ("ok", "slow", "lost", "rejected", "mismatch", "misrouted", "skipped")
+"""DESIGN §2: every outcome a probe can end with."""
+OTHER = "other"
+"""Stands in for a value outside its bounded set: counted, never a new unbounded label value."""
+MAX_OPERATIONS_PER_VENDOR = 64
+"""Operations are a short fixed list per vendor adapter; past this, something is mislabelled."""
+_OPERATION = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+"""What ``generate_latest`` writes: the classic text format 0.0.4. ``CONTENT_TYPE_LATEST`` in
+prometheus-client 0.22+ advertises version 1.0.0 (UTF-8 names allowed), which this output is
+only when negotiated; the library's own ``choose_encoder`` pairs plain output with 0.0.4."""
+
+SYNC_LATENCY_BUCKETS: tuple[float, ...] = (
+    5, 10, 15, 30, 45, 60, 90, 120, 180, 300, 600, 900, 1800, 3600, 7200,
+)  # fmt: skip
+"""Seconds. Lead syncs take from seconds (HubSpot's native connector) to an hour or more
+(batched connectors on a 5-15 minute cycle, Marketo's sync backlog), and contracts state
+objectives at round minutes (5 min, 1 h); finer buckets below 5 s would only add series.
+Every configured ``latency_objective`` is added as a bucket too, so "share of probes within
+objective" is an exact bucket read, not an interpolation."""
+
+API_DURATION_BUCKETS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+"""Seconds. Vendor REST calls answer in 50 ms to a few seconds; 30 s is the call timeout."""
+
+
+class ContractFigures:
+    """Month-to-date uptime and service-credit ratios per contract, read at scrape time.
+
+    The SLA arithmetic runs elsewhere (on a schedule, off the scrape path) and caches its result
+    here; ``collect`` only copies numbers. A contract without a figure has no series at all:
+    an absent series is what PromQL's ``absent()`` and ``unless`` detect, whereas a NaN sample is
+    present yet compares false with every threshold, so ``uptime_ratio < 0.999`` would stay
+    silent while looking healthy on a dashboard, and it turns any ``avg``/``min`` across
+    contracts into NaN.
+    """
+
+    def __init__(self) -> None:
+        self._figures: dict[str, tuple[float | None, float | None]] = {}
+
+    def set_contract_figures(
+        self, contract: str, uptime_ratio: float | None, credit_ratio: float | None
+    ) -> None:
+        """Replace one contract's cached ratios (0-1); None or a non-finite value hides it."""
+        self._figures[contract] = (_finite(uptime_ratio), _finite(credit_ratio))
+
+    def describe(self) -> Iterable[Metric]:
+        """The families this collector yields, so registering it never calls ``collect``."""
+        return self._families({})
+
+    def collect(self) -> Iterable[Metric]:
+        """The cached figures as two gauge families; cheap, no I/O, safe on the event loop."""
+        return self._families(dict(self._figures))
+
+    @staticmethod
+    def _families(figures: dict[str, tuple[float | None, float | None]]) -> list[Metric]:
+        uptime = GaugeMetricFamily(
+            "syncwatch_uptime_ratio",
+            "Month-to-date uptime of the contract as a 0-1 ratio, by its downtime rule.",
+            labels=["contract"],
+        )
+        credit = GaugeMetricFamily(
+            "syncwatch_service_credit_ratio",
+            "Month-to-date service credit owed as a 0-1 ratio of the monthly fee.",
+            labels=["contract"],
+        )
+        for contract, (uptime_ratio, credit_ratio) in sorted(figures.items()):
+            if uptime_ratio is not None:
+                uptime.add_metric([contract], uptime_ratio)
+            if credit_ratio is not None:
+                credit.add_metric([contract], credit_ratio)
+        return [uptime, credit]
+
+
+class Metrics:
+    """Every syncwatch metric, registered on ``registry`` and zero-initialised from ``config``.
+
+    The daemon calls the methods below as things happen; each is a few dict lookups and never
+    raises on a label value it has not seen (an unknown integration simply gets its series).
+    """
+
+    def __init__(self, config: Config, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.contracts = ContractFigures()
+        self._operations: dict[str, set[str]] = {}
+        self._initialised: set[tuple[str, str, str]] = set()
+        self._create_probe_metrics(_latency_buckets(config))
+        self._create_api_metrics()
+        self._create_status_metrics()
+        registry.register(self.contracts)
+        for integration in config.integrations:
+            self._init_integration(
+                integration.name, [run.template for run in integration.templates]
+            )
+
+    def _create_probe_metrics(self, latency_buckets: Sequence[float]) -> None:
+        probe = ["integration", "template"]
+        self.probes = Counter(
+            "syncwatch_probes_total",
+            "Probes finished, by outcome.",
+            [*probe, "outcome"],
+            registry=self.registry,
+        )
+        self.probe_failures = Counter(
+            "syncwatch_probe_failures_total",
+            "Probes that failed with an error class, by class and who is at fault.",
+            [*probe, "error_class", "attribution"],
+            registry=self.registry,
+        )
+        self.sync_latency = Histogram(
+            "syncwatch_sync_latency_seconds",
+            "Source acceptance to destination creation, per detected probe.",
+            probe,
+            buckets=latency_buckets,
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "syncwatch_probes_in_flight",
+            "Probes injected and not yet finished.",
+            ["integration"],
+            registry=self.registry,
+        )
+        self.last_probe = Gauge(
+            "syncwatch_last_probe_timestamp_seconds",
+            "Unix time the integration's last probe finished; absent until one has.",
+            ["integration"],
+            registry=self.registry,
+        )
+
+    def _create_api_metrics(self) -> None:
+        self.api_requests = Counter(
+            "syncwatch_api_requests_total",
+            "HTTP requests to vendors, by result: ok or the error class.",
+            ["vendor", "account", "operation", "result"],
+            registry=self.registry,
+        )
+        self.api_duration = Histogram(
+            "syncwatch_api_request_duration_seconds",
+            "Duration of one HTTP request to a vendor, retries counted separately.",
+            ["vendor", "operation"],
+            buckets=API_DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.quota_used = Gauge(
+            "syncwatch_api_quota_used",
+            "Calls used in the quota window, as the vendor last reported.",
+            ["account", "window"],
+            registry=self.registry,
+        )
+        self.quota_limit = Gauge(
+            "syncwatch_api_quota_limit",
+            "Calls allowed in the quota window, as the vendor last reported.",
+            ["account", "window"],
+            registry=self.registry,
+        )
+
+    def _create_status_metrics(self) -> None:
+        self.incidents_open = Gauge(
+            "syncwatch_incidents_open",
+            "Open incidents, by integration and cause.",
+            ["integration", "cause"],
+            registry=self.registry,
+        )
+        self.build_info = Gauge(
+            "syncwatch_build_info",
+            "Always 1; the version label says which syncwatch is running.",
+            ["version"],
+            registry=self.registry,
+        )
+        self.build_info.labels(__version__).set(1)
+
+    def _init_integration(self, integration: str, templates: Iterable[str]) -> None:
+        """Create every series of one integration at zero (DESIGN §14.7)."""
+        self.in_flight.labels(integration)
+        for template in templates:
+            for outcome in OUTCOMES:
+                self.probes.labels(integration, template, outcome)
+            for error_class in ERROR_CLASSES:
+                self.probe_failures.labels(
+                    integration, template, error_class, ATTRIBUTION[error_class]
+                )
+            self.sync_latency.labels(integration, template)
+
+    def probe_finished(
+        self,
+        integration: str,
+        template: str,
+        outcome: str,
+        error_class: str | None,
+        latency_s: float | None,
+        finished_at: datetime,
+    ) -> None:
+        """Count one finished probe; ``latency_s`` is None when it was never detected."""
+        outcome = outcome if outcome in OUTCOMES else OTHER
+        self.probes.labels(integration, template, outcome).inc()
+        if error_class is not None:
+            error_class = error_class if error_class in ATTRIBUTION else OTHER
+            attribution = ATTRIBUTION.get(error_class, OTHER)
+            self.probe_failures.labels(integration, template, error_class, attribution).inc()
+        if latency_s is not None and math.isfinite(latency_s):
+            # Negative values (clock-offset correction overshooting) would make _sum decrease.
+            self.sync_latency.labels(integration, template).observe(max(0.0, latency_s))
+        self.last_probe.labels(integration).set(finished_at.timestamp())
+
+    def call_recorded(self, call: ApiCall, other_windows: Sequence[QuotaFigure] = ()) -> None:
+        """Count one vendor request and keep its quota figures; fits ``http.CallSink``.
+
+        ``call.integration`` and ``call.probe_id`` are deliberately not labels (module docstring).
+        """
+        operation = self._operation(call.vendor, call.account, call.operation)
+        result = "ok" if call.error_class is None else call.error_class
+        result = result if result == "ok" or result in ATTRIBUTION else OTHER
+        self.api_requests.labels(call.vendor, call.account, operation, result).inc()
+        if math.isfinite(call.duration_s):
+            self.api_duration.labels(call.vendor, operation).observe(max(0.0, call.duration_s))
+        window, used, limit = call.quota_window, call.quota_used, call.quota_limit
+        if window is not None and used is not None and limit is not None:
+            self.quota_observed(call.account, window, used, limit)
+        for figure in other_windows:
+            self.quota_observed(call.account, figure.window, figure.used, figure.limit)
+
+    def quota_observed(self, account: str, window: str, used: int, limit: int) -> None:
+        """Keep the latest figure of one account's quota window (DESIGN §5)."""
+        self.quota_used.labels(account, window).set(used)
+        self.quota_limit.labels(account, window).set(limit)
+
+    def set_in_flight(self, integration: str, count: int) -> None:
+        """How many of the integration's probes are between injection and their outcome."""
+        self.in_flight.labels(integration).set(count)
+
+    def set_contract_figures(
+        self, contract: str, uptime_ratio: float | None, credit_ratio: float | None
+    ) -> None:
+        """Cache one contract's month-to-date ratios for the next scrape (None: no figure)."""
+        self.contracts.set_contract_figures(contract, uptime_ratio, credit_ratio)
+
+    def render(self) -> tuple[bytes, str]:
+        """The exposition body and its content type, for ``GET /metrics``."""
+        return generate_latest(self.registry), CONTENT_TYPE
+
+    def _operation(self, vendor: str, account: str, operation: str) -> str:
+        """The operation label, bounded; its result series are zero-initialised on first use."""
+        seen = self._operations.setdefault(vendor, set())
+        if operation not in seen:
+            if not _OPERATION.fullmatch(operation) or len(seen) >= MAX_OPERATIONS_PER_VENDOR:
+                operation = OTHER
+            seen.add(operation)
+        if (vendor, account, operation) not in self._initialised:
+            self._initialised.add((vendor, account, operation))
+            for result in ("ok", *ERROR_CLASSES):
+                self.api_requests.labels(vendor, account, operation, result)
+        return operation
+
+
+def _latency_buckets(config: Config) -> list[float]:
+    """The standard buckets plus one at every configured latency objective."""
+    objectives = {run.latency_objective for item in config.integrations for run in item.templates}
+    return sorted({float(bucket) for bucket in SYNC_LATENCY_BUCKETS} | objectives)
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
