@@ -219,6 +219,7 @@ class AccountHttp:
         result: T | None = None
         try:
             response = await self._send(method, url, kwargs)
+            response.extensions[_EXCHANGED_AT] = sent + (self.clock.now() - sent) / 2
             error = (classify or self.classify)(response)
             if error is None:
                 result = parse(response)
@@ -360,6 +361,20 @@ def _retry_wait(state: RetryCallState) -> float:
 
 # -- shared classification helpers (vendor modules build on these) --------------------------
 
+_EXCHANGED_AT = "syncwatch.exchanged_at"
+
+
+def exchanged_at(response: httpx.Response) -> datetime:
+    """Our clock in the middle of the attempt that got ``response``.
+
+    The moment a vendor accepted a create lies between our send and receive of the attempt
+    that succeeded, never in the throttle or retry waits before it.
+    """
+    moment = response.extensions.get(_EXCHANGED_AT)
+    if not isinstance(moment, datetime):
+        raise ValueError("response did not come through AccountHttp")
+    return moment
+
 
 def retry_after(response: httpx.Response) -> float | None:
     """``Retry-After`` as seconds (delta-seconds or an HTTP date), or None."""
@@ -368,9 +383,12 @@ def retry_after(response: httpx.Response) -> float | None:
         return None
     if value.strip().isdigit():
         return float(value.strip())
+    date = response.headers.get("date")
+    if not date:
+        return None  # an HTTP date is relative to the server's clock, which we cannot see
     try:
         moment = parsedate_to_datetime(value)
-        server = parsedate_to_datetime(response.headers.get("date", value))
+        server = parsedate_to_datetime(date)
     except (TypeError, ValueError):
         return None
     return max(0.0, (moment - server).total_seconds())

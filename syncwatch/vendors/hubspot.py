@@ -1,0 +1,388 @@
+"""HubSpot as a source: inject probes by form or contacts API, find and archive them again.
+
+Sources (docs/reference/vendor-apis.md §1):
+- Secure (authenticated) form submission, its body and its 200 without a contact id:
+  https://developers.hubspot.com/docs/api-reference/legacy/marketing/forms/v3-legacy/submit-data-authenticated
+- Forms error body and ``errorType`` values: https://legacydocs.hubspot.com/docs/methods/forms/submit_form
+- Contacts create (200 in v3, 201 in 2026-03), search, batch archive (204) and the ``Error``
+  schema: repo HubSpot/HubSpot-public-api-spec-collection,
+  ``PublicApiSpecs/CRM/Contacts/Rollouts/424/v3/contacts.json`` and ``.../2026-03/contacts.json``
+- Batch archive: https://developers.hubspot.com/docs/api-reference/legacy/crm/objects/contacts/batch/delete-contacts
+- Search filters and ``CONTAINS_TOKEN`` with ``*@domain``: https://developers.hubspot.com/docs/api/crm/search
+- Filter-group limits: https://developers.hubspot.com/changelog/breaking-change-expanded-filtering-capabilities-and-error-messaging-in-hubspots-search-api
+- Search limit, 4 requests/s per token: https://developers.hubspot.com/changelog/crm-search-api-rate-limit-increase
+- Burst limits, ``X-HubSpot-RateLimit-*`` headers, the 429 body with ``policyName``:
+  https://developers.hubspot.com/docs/developer-tooling/platform/usage-guidelines
+- Datetime filter values are ms epoch: https://developers.hubspot.com/docs/faq/how-should-timestamps-be-formatted-for-hubspots-apis
+- Bearer private-app tokens: https://developers.hubspot.com/docs/apps/legacy-apps/authentication/intro-to-auth
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
+
+import httpx
+
+from syncwatch.config.accounts import HubSpotAccount
+from syncwatch.config.model import Source as SourceSettings
+from syncwatch.errors import (
+    AuthError,
+    ConfigError,
+    DuplicateRejected,
+    MalformedResponse,
+    QuotaExhausted,
+    RateLimited,
+    VendorError,
+)
+from syncwatch.http import (
+    AccountHttp,
+    CallContext,
+    Rate,
+    classify_status,
+    exchanged_at,
+    json_body,
+    retry_after,
+)
+from syncwatch.quota import parse_hubspot_headers
+from syncwatch.redact import REDACTOR
+from syncwatch.vendors.base import Injection, Probe, SourceRef, Wiring, probe_id_of
+
+VENDOR = "hubspot"
+DAILY_WINDOW = "daily"
+"""The window name ``parse_hubspot_headers`` gives the daily allowance."""
+RATES: Mapping[str, Rate] = {
+    # The lowest documented burst tier (Free & Starter, and OAuth apps): 100 calls per 10 s.
+    # The secure form submit has "the standard account limits", so it shares this window.
+    "default": Rate(100, 10.0),
+    # Search is exempt from the burst limit and has its own: 4 requests/s per token.
+    "search": Rate(4, 1.0),
+}
+CONTACT_OBJECT = "0-1"
+SUBMIT_PATH = "/submissions/v3/integration/secure/submit/{portal}/{form}"
+CONTACTS_PATH = "/crm/v3/objects/contacts"
+SEARCH_PATH = f"{CONTACTS_PATH}/search"
+ARCHIVE_PATH = f"{CONTACTS_PATH}/batch/archive"
+# unconfirmed: 100 inputs per CRM batch call comes from a community answer (secondary source,
+# community.hubspot.com "Limit for contact batch API"); the spec and reference pages give none.
+ARCHIVE_BATCH = 100
+IN_VALUES = 100  # unconfirmed: the most values one IN filter takes; no vendor page states it.
+MAX_GROUPS = 5
+"""The changelog above: five filter groups per search (the spec text still says six)."""
+SEARCH_PAGE = 200
+"""The spec's maximum ``limit`` for a search."""
+SEARCH_RESULT_CAP = 10_000
+"""secondary source (Okta, AWS Glue): a search returns at most 10,000 results; paging past fails."""
+MAX_MESSAGE = 500
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def account_http(account: HubSpotAccount, wiring: Wiring) -> AccountHttp:
+    """The account's client: api.hubapi.com as base URL; form calls use absolute forms URLs."""
+    return AccountHttp(
+        vendor=VENDOR,
+        account=account.name,
+        client=wiring.client(account.base_url),
+        clock=wiring.clock,
+        sink=wiring.sink,
+        classify=classify,
+        quota=parse_hubspot_headers,
+        daily_window=DAILY_WINDOW,
+        rates=RATES,
+        call_timeout_s=wiring.call_timeout_s,
+        network=wiring.network,
+    )
+
+
+class HubSpotSource:
+    """Probes go in by the secure form submit (``form``) or a contacts create (``contacts_api``).
+
+    Deletion archives (HubSpot's restorable delete) rather than GDPR-deletes: a GDPR delete of
+    an unknown email blocklists that address, and archiving is all cleanup needs.
+    """
+
+    def __init__(
+        self, account: HubSpotAccount, settings: SourceSettings, http: AccountHttp
+    ) -> None:
+        if settings.method not in HubSpotAccount.source_methods:
+            raise ConfigError([f"source.method: {settings.method!r} is not a HubSpot method"])
+        if settings.method == "form" and not settings.form_guid:
+            raise ConfigError(["source.form_guid: required with method form"])
+        self.account = account
+        self.settings = settings
+        self.http = http
+
+    def __repr__(self) -> str:
+        return f"HubSpotSource(account={self.account.name!r}, method={self.settings.method!r})"
+
+    async def inject(self, probe: Probe) -> Injection:
+        """Create the probe's contact; accepted at the middle of the call on our clock."""
+        context = CallContext(integration=probe.integration, probe_id=probe.probe_id)
+        headers = self._auth()
+        if self.settings.method == "form":
+            return await self._submit_form(probe, context, headers)
+        return await self._create_contact(probe, context, headers)
+
+    async def delete(self, refs: Sequence[SourceRef]) -> None:
+        """Archive every ref: ids directly, emails after one batched search finds their ids."""
+        context = _context_of(refs)
+        ids = {ref.record_id for ref in refs if ref.record_id}
+        emails = sorted({ref.email.lower() for ref in refs if not ref.record_id})
+        for chunk in _chunks(emails, IN_VALUES * MAX_GROUPS):
+            found = await self._search_all(_email_search(chunk), context)
+            ids.update(contact_id for contact_id, _ in found)
+        for batch in _chunks(sorted(ids, key=_id_order), ARCHIVE_BATCH):
+            await self.http.request(
+                "archive_contacts",
+                "POST",
+                ARCHIVE_PATH,
+                parse=_no_content,
+                idempotent=True,
+                context=context,
+                headers=self._auth(),
+                json={"inputs": [{"id": contact_id} for contact_id in batch]},
+            )
+
+    async def sweep(self, probe_domain: str, older_than: datetime) -> list[SourceRef]:
+        """Probe contacts at ``probe_domain`` created before ``older_than``, for deletion."""
+        suffix = "@" + probe_domain.lower()
+        found = await self._search_all(_sweep_search(probe_domain, older_than), CallContext())
+        refs = []
+        for contact_id, email in found:
+            probe_id = probe_id_of(email)
+            if probe_id is not None and email.lower().endswith(suffix):
+                refs.append(SourceRef(probe_id=probe_id, email=email, record_id=contact_id))
+        return refs
+
+    async def _submit_form(
+        self, probe: Probe, context: CallContext, headers: dict[str, str]
+    ) -> Injection:
+        assert self.settings.form_guid is not None  # checked in __init__
+        path = SUBMIT_PATH.format(portal=self.account.portal_id, form=self.settings.form_guid)
+        return await self.http.request(
+            "submit_form",
+            "POST",
+            f"{self.account.forms_url}{path}",
+            parse=_form_accepted,
+            idempotent=False,
+            context=context,
+            headers=headers,
+            json=_form_body(probe, self.http.clock.now()),
+        )
+
+    async def _create_contact(
+        self, probe: Probe, context: CallContext, headers: dict[str, str]
+    ) -> Injection:
+        return await self.http.request(
+            "create_contact",
+            "POST",
+            CONTACTS_PATH,
+            parse=_created_id,
+            idempotent=False,
+            context=context,
+            headers=headers,
+            json={"properties": {**probe.fields, "email": probe.email}},
+        )
+
+    async def _search_all(
+        self, body: dict[str, Any], context: CallContext
+    ) -> list[tuple[str, str]]:
+        """``(id, email)`` of every match, following ``paging.next.after`` to the end."""
+        found: list[tuple[str, str]] = []
+        after: str | None = None
+        while True:
+            page = await self.http.request(
+                "search_contacts",
+                "POST",
+                SEARCH_PATH,
+                parse=_search_page,
+                idempotent=True,
+                limit="search",
+                context=context,
+                headers=self._auth(),
+                json={**body, "after": after} if after else body,
+            )
+            found.extend(page.contacts)
+            if page.after is None or page.after == after or len(found) >= SEARCH_RESULT_CAP:
+                return found
+            after = page.after
+
+    def _auth(self) -> dict[str, str]:
+        """The bearer header, the token read now (rotation needs no restart) and redacted."""
+        try:
+            token = self.account.token.resolve()
+        except ConfigError as exc:
+            raise AuthError(f"{VENDOR} {self.account.name}: {exc}") from exc
+        REDACTOR.add(token)
+        self.http.redactor.add(token)
+        return {"Authorization": f"Bearer {token}"}
+
+
+# -- payload builders and parsers ------------------------------------------------------------
+
+
+class _Page(NamedTuple):
+    contacts: list[tuple[str, str]]
+    after: str | None
+
+
+def _form_body(probe: Probe, now: datetime) -> dict[str, Any]:
+    """The documented submission: contact fields (email first), submittedAt in ms, context."""
+    values = {"email": probe.email, **{k: v for k, v in probe.fields.items() if k != "email"}}
+    return {
+        "fields": [
+            {"objectTypeId": CONTACT_OBJECT, "name": name, "value": value}
+            for name, value in values.items()
+        ],
+        "submittedAt": str(_epoch_ms(now)),
+        "context": {"pageName": "syncwatch probe"},
+    }
+
+
+def _email_search(emails: Sequence[str]) -> dict[str, Any]:
+    """One filter group per 100 emails; groups are ORed."""
+    # unconfirmed: that IN on a string property wants lower-case values (probe emails are).
+    groups = [
+        {"filters": [{"propertyName": "email", "operator": "IN", "values": list(chunk)}]}
+        for chunk in _chunks(emails, IN_VALUES)
+    ]
+    return {"filterGroups": groups, "properties": ["email"], "limit": SEARCH_PAGE}
+
+
+def _sweep_search(probe_domain: str, older_than: datetime) -> dict[str, Any]:
+    """Emails at the domain (the documented ``*@domain`` token form) created before a time."""
+    filters = [
+        {"propertyName": "email", "operator": "CONTAINS_TOKEN", "value": f"*@{probe_domain}"},
+        {"propertyName": "createdate", "operator": "LT", "value": str(_epoch_ms(older_than))},
+    ]
+    return {"filterGroups": [{"filters": filters}], "properties": ["email"], "limit": SEARCH_PAGE}
+
+
+def _form_accepted(response: httpx.Response) -> Injection:
+    """A 200 whose body is a JSON object (``inlineMessage`` or ``redirectUri``); no id in it."""
+    _json_object(response, "form submission")
+    return Injection(accepted_at=exchanged_at(response))
+
+
+def _created_id(response: httpx.Response) -> Injection:
+    body = _json_object(response, "contact create")
+    record_id = body.get("id")
+    if isinstance(record_id, bool) or not isinstance(record_id, str | int) or record_id == "":
+        raise MalformedResponse("contact create: no contact id", status=response.status_code)
+    return Injection(accepted_at=exchanged_at(response), source_ref=str(record_id))
+
+
+def _search_page(response: httpx.Response) -> _Page:
+    body = _json_object(response, "contact search")
+    results = body.get("results")
+    if not isinstance(results, list):
+        raise MalformedResponse("contact search: no results list", status=response.status_code)
+    contacts = []
+    for item in results:
+        record_id = item.get("id") if isinstance(item, dict) else None
+        if not isinstance(record_id, str | int) or not isinstance(item.get("properties"), dict):
+            raise MalformedResponse(
+                "contact search: a result without id or properties", status=response.status_code
+            )
+        email = item["properties"].get("email")
+        contacts.append((str(record_id), email if isinstance(email, str) else ""))
+    return _Page(contacts, _next_after(body.get("paging")))
+
+
+def _next_after(paging: Any) -> str | None:
+    following = paging.get("next") if isinstance(paging, dict) else None
+    after = following.get("after") if isinstance(following, dict) else None
+    return str(after) if isinstance(after, str | int) and str(after) else None
+
+
+def _no_content(response: httpx.Response) -> None:
+    """The documented 204; a 2xx with a body must at least be JSON, not a proxy's page."""
+    if response.status_code != 204 and response.content:
+        json_body(response, "contact archive")
+
+
+def _json_object(response: httpx.Response, what: str) -> dict[str, Any]:
+    body = json_body(response, what)
+    if not isinstance(body, dict):
+        raise MalformedResponse(f"{what}: body is not a JSON object", status=response.status_code)
+    return body
+
+
+def _epoch_ms(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _id_order(contact_id: str) -> tuple[int, str]:
+    return len(contact_id), contact_id
+
+
+def _context_of(refs: Sequence[SourceRef]) -> CallContext:
+    """A cleanup call is one probe's when it covers one probe; batches belong to none."""
+    return CallContext(probe_id=refs[0].probe_id) if len(refs) == 1 else CallContext()
+
+
+# -- error classification --------------------------------------------------------------------
+
+
+def classify(response: httpx.Response) -> VendorError | None:
+    """HubSpot's answer as a DESIGN §6 error class, or None for a success.
+
+    A 404 (unknown portal or form guid, or object) is ``validation``: the account is
+    misconfigured, which is the customer's to fix, not a vendor outage. A 409 is a contact that
+    already has the probe's email (``duplicate``). A 3xx is not part of the API (the client does
+    not follow redirects): ``malformed``.
+    """
+    status = response.status_code
+    if status < 300:
+        return None
+    body = _error_body(response)
+    message = _describe(response, body)
+    if status < 400:
+        return MalformedResponse(message, status=status)
+    if status == 429:
+        return _throttled(response, body, message)
+    if status == 409:
+        return DuplicateRejected(message, status=status)
+    return classify_status(response, message)
+
+
+def _throttled(response: httpx.Response, body: dict[str, Any], message: str) -> VendorError:
+    """``policyName`` DAILY (or no daily calls left) is the quota; any other is the burst."""
+    daily_left = response.headers.get("x-hubspot-ratelimit-daily-remaining", "").strip()
+    if body.get("policyName") == "DAILY" or daily_left == "0":
+        return QuotaExhausted(message, status=429, may_have_acted=False)
+    return RateLimited(message, status=429, retry_after_s=retry_after(response))
+
+
+def _error_body(response: httpx.Response) -> dict[str, Any]:
+    """The JSON error object, or {} for an HTML page, garbage or another JSON shape."""
+    if "json" not in response.headers.get("content-type", "").lower():
+        return {}
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _describe(response: httpx.Response, body: dict[str, Any]) -> str:
+    """Status, HubSpot's kind (policy, category or errorType), message and field errors."""
+    kind = body.get("policyName") or body.get("category") or body.get("errorType")
+    head = f"{VENDOR} HTTP {response.status_code}" + (f" {kind}" if kind else "")
+    if not body:
+        content_type = response.headers.get("content-type", "").split(";")[0]
+        return f"{head}: no JSON error body ({content_type or 'no content type'})"
+    details = [str(body["message"])] if body.get("message") else []
+    errors = body.get("errors")
+    for error in errors if isinstance(errors, list) else []:
+        if isinstance(error, dict):
+            code = error.get("errorType") or error.get("code") or "error"
+            details.append(f"{code}: {error.get('message', '')}")
+    text = f"{head}: {'; '.join(details) or 'no message'}"
+    return REDACTOR.text(text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…")
