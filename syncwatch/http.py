@@ -234,7 +234,7 @@ class AccountHttp:
         figures: list[QuotaFigure] = []
         if response is not None:
             self.offset.observe(response.headers.get("date"), sent, received)
-            figures = self.quota(response.headers)
+            figures = self._figures(response)
         self._record(
             operation, context, sent, self.clock.monotonic() - started, response, error, figures
         )
@@ -250,8 +250,13 @@ class AccountHttp:
             )
         except TimeoutError as exc:
             raise self._transport(CallTimeout, "no response", exc) from exc
+        except httpx.ConnectTimeout as exc:
+            raise self._transport(CallTimeout, "no connection", exc, acted=False) from exc
         except httpx.TimeoutException as exc:
             raise self._transport(CallTimeout, "no response", exc) from exc
+        except httpx.DecodingError as exc:
+            what = "body does not match its content encoding"
+            raise MalformedResponse(self._describe(what, exc)) from exc
         except httpx.ConnectError as exc:
             if _our_side(exc):
                 raise MonitorNetworkError(
@@ -260,6 +265,15 @@ class AccountHttp:
             raise self._transport(ConnectionFailed, "connection refused", exc, acted=False) from exc
         except httpx.TransportError as exc:
             raise self._transport(ConnectionFailed, "connection failed", exc) from exc
+        except httpx.RequestError as exc:  # e.g. too many redirects
+            raise self._transport(ConnectionFailed, "request failed", exc) from exc
+
+    def _figures(self, response: httpx.Response) -> list[QuotaFigure]:
+        """Quota figures; an unreadable header costs the figures, never the call's record."""
+        try:
+            return self.quota(response.headers)
+        except (ValueError, TypeError, KeyError):
+            return []
 
     def _transport(
         self, kind: type[VendorError], what: str, exc: Exception, *, acted: bool = True
@@ -381,7 +395,7 @@ def retry_after(response: httpx.Response) -> float | None:
     value = response.headers.get("retry-after")
     if not value:
         return None
-    if value.strip().isdigit():
+    if value.strip().isascii() and value.strip().isdecimal():
         return float(value.strip())
     date = response.headers.get("date")
     if not date:

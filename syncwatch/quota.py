@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 from syncwatch.events import QuotaFigure
 
+_DIGITS = re.compile(r"[0-9]+")
 #: ``api-usage=25/5000`` and ``per-app-api-usage=17/250(appName=sample-connected-app)``.
 _SFORCE_PAIR = re.compile(r"([A-Za-z][\w-]*)=(\d+)/(\d+)(?:\(appName=([^)]*)\))?")
 
@@ -61,7 +62,8 @@ def _pair(headers: Mapping[str, str], limit_key: str, remaining_key: str) -> tup
 
 
 def _integer(value: str | None) -> int | None:
-    if value is None or not value.strip().isdigit():
+    """ASCII digits only: ``str.isdigit`` also accepts "²", which ``int`` then refuses."""
+    if value is None or not _DIGITS.fullmatch(value.strip()):
         return None
     return int(value.strip())
 

@@ -45,7 +45,11 @@ class Redactor:
             return {k: self.value(str(k), v) for k, v in value.items()}
         if isinstance(value, list | tuple):
             return [self.value(key, item) for item in value]
-        return value
+        if value is None or isinstance(value, bool | int | float):
+            return value
+        if isinstance(value, bytes):
+            return self.text(value.decode("utf-8", errors="replace"))
+        return self.text(str(value))  # exceptions, URLs: rendered as text anyway
 
     def __call__(
         self, _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
