@@ -5,13 +5,20 @@ Exit codes: 0 success, 1 runtime failure, 2 bad input (config, scenario, argumen
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from syncwatch import __version__
-from syncwatch.errors import ConfigError
+from syncwatch.errors import ConfigError, StoreError, SyncwatchError
+
+if TYPE_CHECKING:
+    from syncwatch.config import Config
+    from syncwatch.sandbox.scenario import Scenario
+    from syncwatch.store import Store
 
 EXIT_BAD_INPUT = 2
 
@@ -125,6 +132,257 @@ def sandbox(
         log_level="warning",
         date_header=False,  # the sandbox stamps Date from its own clock
     )
+
+
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="The YAML config file.")]
+LogLevel = Annotated[
+    str, typer.Option("--log-level", help="debug, info, warning or error.", case_sensitive=False)
+]
+
+
+def _load(config: Path) -> Config:
+    from syncwatch.config import load_config
+
+    try:
+        return load_config(config)
+    except ConfigError as exc:
+        raise _fail(exc.problems) from None
+
+
+def _open_store(path: Path) -> Store:
+    from syncwatch.store import Store
+
+    try:
+        return Store.open(path)
+    except StoreError as exc:
+        raise _fail([str(exc)]) from None
+
+
+def _logging(level: str) -> None:
+    from syncwatch.clock import RealClock
+    from syncwatch.logs import LEVELS, configure_logging
+
+    if level.lower() not in LEVELS:
+        raise _fail([f"--log-level: must be one of {', '.join(LEVELS)}"])
+    configure_logging(RealClock(), level=level.lower())
+
+
+@app.command("run")
+def run(config: ConfigOption, log_level: LogLevel = "info") -> None:
+    """Run the daemon: probe every integration on its schedule until SIGTERM or Ctrl-C.
+
+    Serves /metrics, /healthz and /readyz on the config's `listen` address (default
+    127.0.0.1:9851). On start it resumes probes a previous run left in flight and sweeps
+    synthetic leads older than each integration's timeout.
+    """
+    from syncwatch.clock import RealClock
+    from syncwatch.daemon import stop_on_signals
+    from syncwatch.runner import run_daemon
+
+    loaded = _load(config)
+    _logging(log_level)
+    store = _open_store(loaded.database)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        restore = stop_on_signals(stop)
+        try:
+            await run_daemon(loaded, store, RealClock(), stop)
+        finally:
+            restore()
+
+    try:
+        asyncio.run(main())
+    except SyncwatchError as exc:
+        typer.echo(f"syncwatch: {exc}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        store.close()
+
+
+@app.command("probe")
+def probe(
+    config: ConfigOption,
+    integration: Annotated[str, typer.Option(help="The integration to probe.")],
+    template: Annotated[
+        str | None, typer.Option(help="Which of its templates (default: the first).")
+    ] = None,
+    wait: Annotated[
+        float | None,
+        typer.Option(help="Seconds to wait for the lead (default: the integration's timeout)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    log_level: LogLevel = "warning",
+) -> None:
+    """Send one probe now, wait for it at the destination, clean up, and print the result.
+
+    Exits 0 when the outcome is `ok`, 1 for any other outcome or when it is still in flight
+    after `--wait` (the daemon resumes it on its next start).
+    """
+    from syncwatch.clock import RealClock
+    from syncwatch.runner import probe_once
+
+    loaded = _load(config)
+    _logging(log_level)
+    store = _open_store(loaded.database)
+    try:
+        result = asyncio.run(
+            probe_once(loaded, store, RealClock(), integration, template, wait_s=wait)
+        )
+    except SyncwatchError as exc:
+        raise _fail([f"syncwatch: {exc}"]) from None
+    finally:
+        store.close()
+    fields = {
+        "probe_id": result.probe_id,
+        "integration": result.integration,
+        "template": result.template,
+        "outcome": result.outcome or "in_flight",
+        "error_class": result.error_class,
+        "latency_s": None if result.latency_s is None else round(result.latency_s, 3),
+        "detail": result.detail,
+    }
+    if as_json:
+        typer.echo(json.dumps(fields))
+    else:
+        for key, value in fields.items():
+            typer.echo(f"{key:<12} {'' if value is None else value}")
+    raise typer.Exit(0 if result.outcome == "ok" else 1)
+
+
+@app.command("sweep")
+def sweep(
+    config: ConfigOption,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only count what would be deleted.")
+    ] = False,
+    log_level: LogLevel = "warning",
+) -> None:
+    """Delete synthetic leads (at `probe_domain`) older than their integration's timeout.
+
+    Looks on both sides of every integration. Probes still in flight are left alone. The
+    daemon runs the same sweep at start-up and daily.
+    """
+    from syncwatch.clock import RealClock
+    from syncwatch.runner import sweep_once
+
+    loaded = _load(config)
+    _logging(log_level)
+    store = _open_store(loaded.database)
+    try:
+        report = asyncio.run(sweep_once(loaded, store, RealClock(), dry_run=dry_run))
+    finally:
+        store.close()
+    verb = "would delete" if dry_run else "deleted"
+    typer.echo(f"{verb}: {report.source} at the sources, {report.destination} at the destinations")
+    for error in report.errors:
+        typer.echo(f"error: {error}", err=True)
+    raise typer.Exit(1 if report.errors else 0)
+
+
+@app.command("demo")
+def demo(
+    duration: Annotated[
+        float, typer.Option(help="Seconds of probing before the demo winds down.", min=1)
+    ] = 150.0,
+    drain: Annotated[
+        float,
+        typer.Option(help="Seconds to wait afterwards for probes still in flight.", min=0),
+    ] = 120.0,
+    scenario: Annotated[
+        Path, typer.Option(help="Sandbox scenario (ignored with --sandbox-url).")
+    ] = Path("probes/scenarios/demo.yaml"),
+    sandbox_url: Annotated[
+        str | None,
+        typer.Option(help="Use the sandbox already running here instead of starting one."),
+    ] = None,
+    db: Annotated[
+        Path | None, typer.Option(help="Database file (default: a fresh temporary one).")
+    ] = None,
+    listen: Annotated[
+        str | None, typer.Option(help="Where to serve /metrics, HOST:PORT (default: config's).")
+    ] = None,
+    config: Annotated[Path, typer.Option("--config", "-c", help="The demo config.")] = Path(
+        "config/demo.yaml"
+    ),
+    log_level: LogLevel = "warning",
+) -> None:
+    """Watch a HubSpot → Salesforce sync in the built-in sandbox, then print a summary.
+
+    Starts the sandbox on loopback (or uses `--sandbox-url`), runs the real daemon on
+    `config/demo.yaml` re-pointed at it, and after `--duration` stops scheduling, waits up to
+    `--drain` for probes in flight, cleans up, and prints probes by outcome, p50/p95 sync
+    latency, vendor calls per probe, and the synthetic leads left in the sandbox.
+    """
+    from syncwatch.sandbox.scenario import load_scenario
+
+    _logging(log_level)
+    if listen is not None:
+        try:
+            parse_listen(listen)
+        except ValueError as exc:
+            raise _fail([f"--listen: {exc}"]) from None
+    try:
+        loaded_scenario = None if sandbox_url else load_scenario(scenario)
+    except ConfigError as exc:
+        raise _fail(exc.problems) from None
+    try:
+        lines = asyncio.run(
+            _demo(config, loaded_scenario, sandbox_url, db, listen, duration, drain)
+        )
+    except ConfigError as exc:
+        raise _fail(exc.problems) from None
+    except (SyncwatchError, OSError) as exc:
+        typer.echo(f"syncwatch demo: {exc}", err=True)
+        raise typer.Exit(1) from None
+    for line in lines:
+        typer.echo(line)
+
+
+async def _demo(
+    config_path: Path,
+    scenario: Scenario | None,
+    sandbox_url: str | None,
+    db: Path | None,
+    listen: str | None,
+    duration: float,
+    drain: float,
+) -> list[str]:
+    import httpx
+
+    from syncwatch.clock import RealClock
+    from syncwatch.daemon import stop_on_signals
+    from syncwatch.demo import demo_config, fresh_database, run_demo
+    from syncwatch.sandbox import create_app
+    from syncwatch.web import serve
+
+    clock = RealClock()
+    server = None
+    if scenario is not None:
+        server = await serve(create_app(scenario, clock), "127.0.0.1", 0, date_header=False)
+    origin = sandbox_url or (server.url if server else "")
+    try:
+        config = demo_config(config_path, origin, db or fresh_database(), listen)
+        store = _open_store(config.database)
+        typer.echo(f"sandbox:  {origin}/_sandbox/state")
+        typer.echo(f"metrics:  http://{config.listen}/metrics")
+        typer.echo(f"database: {config.database}")
+        typer.echo(f"probing for {duration:g}s, then draining for up to {drain:g}s ...")
+        async with httpx.AsyncClient(base_url=origin, timeout=10.0) as sandbox:
+            report = await run_demo(
+                config,
+                store,
+                clock,
+                duration,
+                drain_s=drain,
+                sandbox=sandbox,
+                on_stop=stop_on_signals,
+            )
+        store.close()
+        return report.lines()
+    finally:
+        if server is not None:
+            await server.stop()
 
 
 def main() -> None:

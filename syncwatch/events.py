@@ -59,3 +59,6 @@ class QuotaReading:
     @property
     def remaining(self) -> int:
         return max(0, self.limit - self.used)
+
+    def as_figure(self) -> QuotaFigure:
+        return QuotaFigure(self.window, self.used, self.limit)

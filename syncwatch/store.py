@@ -228,17 +228,14 @@ class Store:
 
     def latest_quota(self) -> list[QuotaReading]:
         rows = self.db.query("SELECT * FROM quota_latest ORDER BY account, window")
-        return [
-            QuotaReading(
-                r["account"],
-                r["window"],
-                r["vendor"],
-                r["used"],
-                r["quota_limit"],
-                from_db_time(r["observed_at"]),
-            )
-            for r in rows
-        ]
+        return [_reading(row) for row in rows]
+
+    def quota_reading(self, account: str, window: str) -> QuotaReading | None:
+        """The latest figure of one account's window (the guard asks before every probe)."""
+        rows = self.db.query(
+            "SELECT * FROM quota_latest WHERE account = ? AND window = ?", [account, window]
+        )
+        return next((_reading(row) for row in rows), None)
 
     def calls(self, account: str | None = None) -> Iterator[dict[str, Any]]:
         if account is None:
@@ -252,6 +249,17 @@ class Store:
             [account, to_db_time(since), to_db_time(until)],
         ).fetchone()
         return int(row[0])
+
+
+def _reading(row: dict[str, Any]) -> QuotaReading:
+    return QuotaReading(
+        row["account"],
+        row["window"],
+        row["vendor"],
+        row["used"],
+        row["quota_limit"],
+        from_db_time(row["observed_at"]),
+    )
 
 
 def _encode(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,200 @@
+"""Synthetic data is ours to clean: batched deletion on both sides, and the sweep.
+
+Deleting each probe's records as soon as it concludes would cost three calls per probe (find the
+source contact, archive it, delete the CRM lead). Batching them on a cadence costs three calls per
+*flush* instead, which is most of why a probe costs under three calls in all. A failed deletion
+stays queued for the next flush; one that keeps failing for a day is handed to the sweep, which
+finds anything at the probe domain older than the integration's timeout on either side, whatever
+crash or bug left it there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import structlog
+
+from syncwatch.clock import Clock
+from syncwatch.config import Config, Integration
+from syncwatch.errors import VendorError
+from syncwatch.lifecycle import CLEANED
+from syncwatch.store import Store, from_db_time
+from syncwatch.vendors.base import Destination, Record, SourceRef
+from syncwatch.vendors.registry import Adapters, destination_key
+
+log = structlog.get_logger("syncwatch.cleanup")
+
+FLUSH_EVERY_S = 300.0
+"""Deletions wait at most this long for companions before a flush."""
+FLUSH_AT = 100
+"""...or until this many are queued (a HubSpot batch archive takes 100 ids)."""
+GIVE_UP_AFTER = timedelta(days=1)
+
+
+@dataclass
+class Pending:
+    """One concluded probe whose records still exist somewhere."""
+
+    probe_id: str
+    integration: str
+    email: str
+    queued_at: datetime
+    source_ref: str | None
+    destination_ref: str | None
+    source_done: bool = False
+    destination_done: bool = False
+
+
+@dataclass
+class SweepReport:
+    source: int = 0
+    destination: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Cleaner:
+    config: Config
+    store: Store
+    clock: Clock
+    adapters: Adapters
+    pending: dict[str, Pending] = field(default_factory=dict)
+
+    def enqueue(self, probe_id: str) -> None:
+        row = self.store.get_probe(probe_id)
+        if row is None or row["finished_at"] is not None:
+            return
+        queued = from_db_time(row["verified_at"] or row["injecting_at"] or row["scheduled_at"])
+        self.pending[probe_id] = Pending(
+            probe_id,
+            row["integration"],
+            row["email"],
+            queued,
+            row["source_ref"],
+            row["destination_ref"],
+            destination_done=row["destination_ref"] is None,
+        )
+
+    def due(self) -> bool:
+        """Is a flush worth its calls now?"""
+        if not self.pending:
+            return False
+        oldest = min(item.queued_at for item in self.pending.values())
+        waited = (self.clock.now() - oldest).total_seconds()
+        return len(self.pending) >= FLUSH_AT or waited >= FLUSH_EVERY_S
+
+    async def flush(self) -> int:
+        """Delete every queued probe's records in batches; returns how many probes finished."""
+        items = list(self.pending.values())
+        for key, group in _group(items, self._destination_key, lambda p: not p.destination_done):
+            records = [Record(p.destination_ref or "", p.email, None) for p in group]
+            if await self._attempt(f"delete at {key}", self._destination(key).delete(records)):
+                for item in group:
+                    item.destination_done = True
+        for name, group in _group(items, self._source_account, lambda p: not p.source_done):
+            refs = [SourceRef(p.probe_id, p.email, p.source_ref) for p in group]
+            source = self.adapters.sources[group[0].integration]
+            if await self._attempt(f"delete at {name}", source.delete(refs)):
+                for item in group:
+                    item.source_done = True
+        return self._finish(items)
+
+    async def _attempt(self, what: str, call: Awaitable[None]) -> bool:
+        try:
+            await call
+        except VendorError as exc:
+            log.warning("clean-up failed; will retry", what=what, error_class=exc.error_class)
+            return False
+        return True
+
+    def _finish(self, items: Iterable[Pending]) -> int:
+        now, finished = self.clock.now(), 0
+        for item in items:
+            done = item.source_done and item.destination_done
+            expired = now - item.queued_at > GIVE_UP_AFTER
+            if not (done or expired):
+                continue
+            changes: dict[str, object] = {"finished_at": now}
+            if done:
+                changes.update(state=CLEANED, cleaned_at=now)
+            else:
+                changes["detail"] = "clean-up kept failing for a day; left for the sweep"
+            self.store.update_probe(item.probe_id, **changes)
+            del self.pending[item.probe_id]
+            finished += 1
+        return finished
+
+    def _integration(self, name: str) -> Integration | None:
+        return self.config.integration(name)
+
+    def _destination_key(self, item: Pending) -> str | None:
+        integration = self._integration(item.integration)
+        return destination_key(integration) if integration else None
+
+    def _source_account(self, item: Pending) -> str | None:
+        integration = self._integration(item.integration)
+        return integration.source.account if integration else None
+
+    def _destination(self, key: str) -> Destination:
+        return self.adapters.destinations[key]
+
+    # -- the sweep -----------------------------------------------------------------------------
+
+    async def sweep(self, *, dry_run: bool = False) -> SweepReport:
+        """Find and delete synthetic records older than their integration's timeout."""
+        report, busy = SweepReport(), self._busy()
+        domain = self.config.probe_domain
+        for key, integrations in self._by(destination_key).items():
+            older_than = self._cutoff(integrations)
+            destination = self.adapters.destinations[key]
+            try:
+                found = [
+                    r for r in await destination.sweep(domain, older_than) if r.probe_id not in busy
+                ]
+                if found and not dry_run:
+                    await destination.delete(found)
+                report.destination += len(found)
+            except VendorError as exc:
+                report.errors.append(f"{key}: {exc}")
+        for account, integrations in self._by(lambda i: i.source.account).items():
+            older_than = self._cutoff(integrations)
+            source = self.adapters.sources[integrations[0].name]
+            try:
+                refs = [r for r in await source.sweep(domain, older_than) if r.probe_id not in busy]
+                if refs and not dry_run:
+                    await source.delete(refs)
+                report.source += len(refs)
+            except VendorError as exc:
+                report.errors.append(f"{account}: {exc}")
+        log.info(
+            "sweep done", source=report.source, destination=report.destination, dry_run=dry_run
+        )
+        return report
+
+    def _busy(self) -> set[str]:
+        """Probes still being looked for: their records are not leftovers."""
+        return {row["probe_id"] for row in self.store.unfinished_probes() if row["outcome"] is None}
+
+    def _cutoff(self, integrations: list[Integration]) -> datetime:
+        return self.clock.now() - timedelta(seconds=max(i.timeout for i in integrations))
+
+    def _by(self, key: Callable[[Integration], str]) -> dict[str, list[Integration]]:
+        grouped: dict[str, list[Integration]] = {}
+        for integration in self.config.integrations:
+            grouped.setdefault(key(integration), []).append(integration)
+        return grouped
+
+
+def _group(
+    items: Iterable[Pending],
+    key: Callable[[Pending], str | None],
+    wanted: Callable[[Pending], bool],
+) -> list[tuple[str, list[Pending]]]:
+    grouped: dict[str, list[Pending]] = {}
+    for item in items:
+        name = key(item)
+        if name is not None and wanted(item):
+            grouped.setdefault(name, []).append(item)
+    return list(grouped.items())

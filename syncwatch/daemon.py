@@ -1,0 +1,300 @@
+"""The long-running loop: it wires the parts and keeps time, and decides nothing itself.
+
+Start-up resumes unfinished probes and sweeps leftovers; then one schedule per integration and
+template (run once at a jittered start, then every ``every``), one poll loop over every
+destination, a clean-up cadence, a daily sweep and the self-check run side by side under one
+concurrency bound. On stop (SIGTERM, SIGINT, or the demo's timer) scheduling ends, the step in
+progress finishes, queued clean-up is flushed, and final counters are logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import signal
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import httpx
+import structlog
+from prometheus_client import CollectorRegistry
+
+from syncwatch.clock import Clock
+from syncwatch.config import Config, Integration, TemplateRun
+from syncwatch.errors import StoreError, SyncwatchError
+from syncwatch.events import ApiCall, QuotaFigure
+from syncwatch.http import NetworkHealth
+from syncwatch.metrics import Metrics
+from syncwatch.probing import ProbeEngine, Result
+from syncwatch.store import Store
+from syncwatch.vendors.base import Wiring
+from syncwatch.vendors.registry import Adapters, build_adapters
+from syncwatch.web import Health, WebServer, create_web_app, serve
+
+log = structlog.get_logger("syncwatch.daemon")
+
+MAX_CONCURRENCY = 16
+START_JITTER_S = 10.0
+IDLE_WAKE_S = 30.0
+"""The poll loop wakes at least this often, which is also the readiness heartbeat."""
+CLEANUP_CHECK_S = 30.0
+SWEEP_EVERY = timedelta(days=1)
+SELF_CHECK_EVERY_S = 30.0
+POLL_JITTER_S = 1.0
+"""Ticks are spread by up to a second: no thundering herd, and Date headers sampled at varied
+sub-second phases let the clock-offset bounds narrow (see ``http.ClockOffset``)."""
+
+
+@dataclass
+class Tally:
+    """What this run did, for the final log line and the demo's summary."""
+
+    outcomes: Counter[str] = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)
+    calls: Counter[str] = field(default_factory=Counter)
+    """Calls by account."""
+
+    def add(self, result: Result) -> None:
+        if result.outcome:
+            self.outcomes[result.outcome] += 1
+        if result.latency_s is not None:
+            self.latencies.append(result.latency_s)
+
+
+@dataclass
+class Daemon:
+    config: Config
+    store: Store
+    clock: Clock
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    transport: httpx.AsyncBaseTransport | None = None
+    """None: real sockets. Tests pass an ``ASGITransport`` into the sandbox."""
+    rng: random.Random = field(default_factory=random.Random)
+    serve_http: bool = True
+    tally: Tally = field(default_factory=Tally)
+    network: NetworkHealth = field(default_factory=NetworkHealth)
+    metrics: Metrics = field(init=False)
+    health: Health = field(init=False)
+    adapters: Adapters = field(init=False)
+    engine: ProbeEngine = field(init=False)
+    web: WebServer | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.metrics = Metrics(self.config, self.registry)
+        self.health = Health(self.clock, tick_stale_after_s=3 * IDLE_WAKE_S)
+        self.health.config_loaded = True
+        wiring = Wiring(self.clock, self._record_call, self.network, self.transport)
+        self.adapters = build_adapters(self.config, wiring)
+        self.engine = ProbeEngine(
+            self.config, self.store, self.clock, self.adapters, self.metrics, self.rng
+        )
+        self.engine.on_result = self.tally.add
+        self._limit = asyncio.Semaphore(MAX_CONCURRENCY)
+        self._launches: set[asyncio.Task[None]] = set()
+        self._polls: dict[str, asyncio.Task[None]] = {}
+        self._stopping = False
+
+    def _record_call(self, call: ApiCall, other_windows: tuple[QuotaFigure, ...]) -> None:
+        """The HTTP layer's sink: store and metrics. A full disk must not stop probing."""
+        self.tally.calls[call.account] += 1
+        self.metrics.call_recorded(call, other_windows)
+        try:
+            self.store.record_call(call, other_windows)
+        except (StoreError, OSError) as exc:
+            self.health.store_failed(str(exc))
+            log.error("cannot record an API call", error=str(exc))
+        else:
+            self.health.store_ok()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Serve HTTP, resume what the last run left, and sweep; then ``run`` keeps time."""
+        if self.serve_http:
+            listen = self.config.listen
+            self.web = await serve(
+                create_web_app(self.metrics, self.health), listen.host, listen.port
+            )
+            log.info("serving", metrics=f"{self.web.url}/metrics")
+        resumed = self.engine.resume()
+        log.info("started", resumed=resumed, integrations=len(self.config.integrations))
+        await self._guarded("start-up sweep", self.engine.cleaner.sweep)
+        self.health.store_ok()
+        self.health.tick()
+
+    async def run(self, stop: asyncio.Event, drain_s: float = 0.0) -> Tally:
+        """Probe until ``stop`` is set; then wind down cleanly.
+
+        With ``drain_s`` (the demo), polling goes on after scheduling stops until every probe
+        in flight has concluded or ``drain_s`` has passed, so its leads can be cleaned up too.
+        """
+        await self.start()
+        schedules = [
+            asyncio.ensure_future(self._schedule(i, run))
+            for i in self.config.integrations
+            for run in i.templates
+        ]
+        loops = [self._poll_loop(), self._cleanup_loop(), self._sweep_loop()]
+        if self.config.self_check_url:
+            loops.append(self._self_check_loop(str(self.config.self_check_url)))
+        tasks = [asyncio.ensure_future(loop) for loop in loops]
+        try:
+            await stop.wait()
+            await self._cancel(schedules)
+            self._stopping = True
+            if drain_s > 0:
+                await self._drain(drain_s)
+        finally:
+            self._stopping = True
+            await self._cancel(schedules)
+            await self.shutdown(tasks)
+        return self.tally
+
+    async def _drain(self, seconds: float) -> None:
+        deadline = self.clock.monotonic() + seconds
+        await asyncio.gather(*self._launches, return_exceptions=True)
+        while self.engine.in_flight_count() and self.clock.monotonic() < deadline:
+            await self.clock.sleep(min(1.0, deadline - self.clock.monotonic()))
+
+    @staticmethod
+    async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def shutdown(self, tasks: list[asyncio.Task[None]]) -> None:
+        """Stop scheduling, let the step in progress finish, flush clean-up, log counters."""
+        await self._cancel(tasks)
+        if self._launches:
+            await asyncio.gather(*self._launches, return_exceptions=True)
+        if self._polls:
+            await asyncio.gather(*self._polls.values(), return_exceptions=True)
+        await self._guarded("final clean-up", self.engine.cleaner.flush)
+        await self.adapters.aclose()
+        if self.web is not None:
+            await self.web.stop()
+        log.info(
+            "stopped",
+            outcomes=dict(self.tally.outcomes),
+            calls=dict(self.tally.calls),
+            in_flight=self.engine.in_flight_count(),
+            cleanup_pending=len(self.engine.cleaner.pending),
+        )
+
+    # -- loops ---------------------------------------------------------------------------------
+
+    async def _schedule(self, integration: Integration, run: TemplateRun) -> None:
+        """Run once at a jittered start, then every ``every``, never waiting for the probe."""
+        await self.clock.sleep(self.rng.uniform(0, min(run.every, START_JITTER_S)))
+        while True:
+            task = asyncio.ensure_future(self._launch(integration, run))
+            self._launches.add(task)
+            task.add_done_callback(self._launches.discard)
+            await self.clock.sleep(run.every)
+
+    async def _launch(self, integration: Integration, run: TemplateRun) -> None:
+        async with self._limit:
+            if self._stopping:
+                return  # queued behind the bound when the stop came: never injected
+            await self._guarded(
+                f"probe {integration.name}/{run.template}",
+                lambda: self.engine.launch(integration, run),
+            )
+
+    async def _poll_loop(self) -> None:
+        """One loop for every destination: each is queried when its earliest probe is due."""
+        while True:
+            self.health.tick()
+            now, wake = self.clock.now(), self.clock.now() + timedelta(seconds=IDLE_WAKE_S)
+            for key in self.adapters.destinations:
+                due = self.engine.next_poll_at(key)
+                if due is None or key in self._polls:
+                    continue
+                if due <= now:
+                    self._start_poll(key)
+                else:
+                    wake = min(wake, due)
+            delay = (wake - now).total_seconds() + self.rng.uniform(0, POLL_JITTER_S)
+            self.engine.work_added.clear()
+            await _first_of(self.clock.sleep(delay), self.engine.work_added.wait())
+
+    def _start_poll(self, key: str) -> None:
+        async def poll() -> None:
+            async with self._limit:
+                await self._guarded(f"poll {key}", lambda: self.engine.poll(key))
+
+        task = asyncio.ensure_future(poll())
+        self._polls[key] = task
+        task.add_done_callback(lambda _: self._poll_done(key))
+
+    def _poll_done(self, key: str) -> None:
+        self._polls.pop(key, None)
+        self.engine.work_added.set()  # the poll loop re-plans with the new due times
+
+    async def _cleanup_loop(self) -> None:
+        while True:
+            await self.clock.sleep(CLEANUP_CHECK_S)
+            if self.engine.cleaner.due():
+                await self._guarded("clean-up", self.engine.cleaner.flush)
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await self.clock.sleep(SWEEP_EVERY.total_seconds())
+            await self._guarded("daily sweep", self.engine.cleaner.sweep)
+
+    async def _self_check_loop(self, url: str) -> None:
+        """Our own network: while it fails, transport errors are ours, not the vendor's."""
+        async with httpx.AsyncClient(transport=self.transport, timeout=10.0) as client:
+            while True:
+                try:
+                    await client.get(url)
+                    healthy = True
+                except httpx.HTTPError:
+                    healthy = False
+                if healthy != self.network.ok:
+                    log.warning("self-check changed", healthy=healthy, url=url)
+                self.network.ok = healthy
+                await self.clock.sleep(SELF_CHECK_EVERY_S)
+
+    async def _guarded(self, what: str, step: Callable[[], Awaitable[object]]) -> None:
+        """Run one step; whatever it raises is logged, and the daemon goes on."""
+        try:
+            await step()
+        except asyncio.CancelledError:
+            raise
+        except StoreError as exc:
+            self.health.store_failed(str(exc))
+            log.error("store failure", step=what, error=str(exc))
+        except SyncwatchError as exc:
+            log.error("step failed", step=what, error=str(exc))
+        except Exception:
+            log.exception("unexpected failure; carrying on", step=what)
+
+
+async def _first_of(*waits: Awaitable[object]) -> None:
+    """Wait until any of ``waits`` completes; cancel the rest."""
+    tasks = [asyncio.ensure_future(wait) for wait in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def stop_on_signals(stop: asyncio.Event) -> Callable[[], None]:
+    """SIGTERM and SIGINT set ``stop``; returns a function that restores the defaults."""
+    loop = asyncio.get_running_loop()
+    handled = (signal.SIGTERM, signal.SIGINT)
+    for signum in handled:
+        loop.add_signal_handler(signum, stop.set)
+
+    def restore() -> None:
+        for signum in handled:
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(signum)
+
+    return restore
