@@ -109,13 +109,13 @@ def test_ci_runs_exactly_the_readmes_test_command() -> None:
     run_script = (REPO / ".ci" / "run").read_text(encoding="utf-8")
     assert commands[1] in run_script.splitlines()
     assert commands[1].endswith("scripts/check")
-    assert commands[0].endswith("syncwatch sandbox")
+    assert commands[0].endswith("syncwatch demo")
 
 
 def test_the_check_script_runs_every_check() -> None:
     """Format, lint, types on the package, and the tests — nothing skipped."""
     script = (REPO / "scripts" / "check").read_text(encoding="utf-8").splitlines()
-    assert "ruff format --check syncwatch tests" in script
-    assert "ruff check syncwatch tests" in script
-    assert "mypy syncwatch" in script
+    assert "ruff format --check syncwatch tests bench" in script
+    assert "ruff check syncwatch tests bench" in script
+    assert "mypy syncwatch bench" in script
     assert "pytest" in script
