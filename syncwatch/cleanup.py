@@ -26,7 +26,7 @@ from syncwatch.vendors.registry import Adapters, destination_key
 
 log = structlog.get_logger("syncwatch.cleanup")
 
-FLUSH_EVERY_S = 300.0
+FLUSH_EVERY_S = 600.0
 """Deletions wait at most this long for companions before a flush."""
 FLUSH_AT = 100
 """...or until this many are queued (a HubSpot batch archive takes 100 ids)."""
@@ -62,11 +62,18 @@ class Cleaner:
     adapters: Adapters
     pending: dict[str, Pending] = field(default_factory=dict)
 
-    def enqueue(self, probe_id: str) -> None:
+    def enqueue(self, probe_id: str, queued_at: datetime | None = None) -> None:
+        """Queue a concluded probe's records for deletion.
+
+        ``queued_at`` is when it concluded; without it (a resumed probe) the row's last stamp is
+        the best guess. It matters: a probe lost after a timeout longer than ``GIVE_UP_AFTER``
+        would otherwise be given up on at its first failed attempt.
+        """
         row = self.store.get_probe(probe_id)
         if row is None or row["finished_at"] is not None:
             return
-        queued = from_db_time(row["verified_at"] or row["injecting_at"] or row["scheduled_at"])
+        stamp = row["verified_at"] or row["injecting_at"] or row["scheduled_at"]
+        queued = queued_at or from_db_time(stamp)
         self.pending[probe_id] = Pending(
             probe_id,
             row["integration"],
@@ -89,7 +96,12 @@ class Cleaner:
         """Delete every queued probe's records in batches; returns how many probes finished."""
         items = list(self.pending.values())
         for key, group in _group(items, self._destination_key, lambda p: not p.destination_done):
-            records = [Record(p.destination_ref or "", p.email, None) for p in group]
+            records = [
+                Record(record_id, p.email, None)
+                for p in group
+                for record_id in (p.destination_ref or "").split(",")  # duplicates too
+                if record_id
+            ]
             if await self._attempt(f"delete at {key}", self._destination(key).delete(records)):
                 for item in group:
                     item.destination_done = True

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from syncwatch import __version__
-from syncwatch.errors import ConfigError, StoreError, SyncwatchError
+from syncwatch.errors import ConfigError, StoreError, SyncwatchError, UsageError
 
 if TYPE_CHECKING:
     from syncwatch.config import Config
@@ -229,8 +229,11 @@ def probe(
         result = asyncio.run(
             probe_once(loaded, store, RealClock(), integration, template, wait_s=wait)
         )
-    except SyncwatchError as exc:
+    except UsageError as exc:
         raise _fail([f"syncwatch: {exc}"]) from None
+    except SyncwatchError as exc:
+        typer.echo(f"syncwatch: {exc}", err=True)
+        raise typer.Exit(1) from None
     finally:
         store.close()
     fields = {
@@ -271,6 +274,9 @@ def sweep(
     store = _open_store(loaded.database)
     try:
         report = asyncio.run(sweep_once(loaded, store, RealClock(), dry_run=dry_run))
+    except SyncwatchError as exc:
+        typer.echo(f"syncwatch: {exc}", err=True)
+        raise typer.Exit(1) from None
     finally:
         store.close()
     verb = "would delete" if dry_run else "deleted"
@@ -322,6 +328,11 @@ def demo(
             parse_listen(listen)
         except ValueError as exc:
             raise _fail([f"--listen: {exc}"]) from None
+    if sandbox_url is not None:
+        # Checked here so the message names the flag, not the config keys it is copied into.
+        if not sandbox_url.startswith(("http://", "https://")):
+            raise _fail([f"--sandbox-url: {sandbox_url!r} is not an http:// or https:// URL"])
+        sandbox_url = sandbox_url.rstrip("/")
     try:
         loaded_scenario = None if sandbox_url else load_scenario(scenario)
     except ConfigError as exc:
@@ -369,6 +380,12 @@ async def _demo(
         typer.echo(f"database: {config.database}")
         typer.echo(f"probing for {duration:g}s, then draining for up to {drain:g}s ...")
         async with httpx.AsyncClient(base_url=origin, timeout=10.0) as sandbox:
+            try:  # before probing, so a wrong --sandbox-url fails now, not after --duration
+                (await sandbox.get("/_sandbox/state")).raise_for_status()
+            except httpx.HTTPError as exc:
+                raise SyncwatchError(
+                    f"no sandbox answers at {origin}/_sandbox/state: {exc}"
+                ) from exc
             report = await run_demo(
                 config,
                 store,

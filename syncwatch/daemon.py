@@ -122,7 +122,8 @@ class Daemon:
         resumed = self.engine.resume()
         log.info("started", resumed=resumed, integrations=len(self.config.integrations))
         await self._guarded("start-up sweep", self.engine.cleaner.sweep)
-        self.health.store_ok()
+        if self.health.store_error is None:  # opened and resumed, and no write has failed yet
+            self.health.store_ok()
         self.health.tick()
 
     async def run(self, stop: asyncio.Event, drain_s: float = 0.0) -> Tally:
@@ -143,8 +144,8 @@ class Daemon:
         tasks = [asyncio.ensure_future(loop) for loop in loops]
         try:
             await stop.wait()
+            self._stopping = True  # before any await: a launch queued behind the bound must see it
             await self._cancel(schedules)
-            self._stopping = True
             if drain_s > 0:
                 await self._drain(drain_s)
         finally:

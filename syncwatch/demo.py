@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import structlog
 
 from syncwatch.clock import Clock
 from syncwatch.config import Config, config_from_data, secret_refs
@@ -24,6 +25,8 @@ from syncwatch.daemon import Tally
 from syncwatch.runner import run_daemon, summarise_latency
 from syncwatch.store import Store
 from syncwatch.yamlfile import read_yaml
+
+log = structlog.get_logger("syncwatch.demo")
 
 DEMO_ORIGIN = "http://127.0.0.1:8900"
 """Where config/demo.yaml expects the sandbox (``syncwatch sandbox``'s default address)."""
@@ -141,8 +144,15 @@ async def run_demo(
     report = DemoReport(tally, probes, sum(tally.calls.values()))
     report.in_flight = len([r for r in store.unfinished_probes() if r["outcome"] is None])
     report.cleanup_pending = len(store.unfinished_probes()) - report.in_flight
-    state = (await sandbox.get("/_sandbox/state")).json()
-    report.left = {side: int(state[side]["synthetic"]) for side in ("hubspot", "salesforce")}
+    try:
+        response = await sandbox.get("/_sandbox/state")
+        response.raise_for_status()
+        state = response.json()
+        report.left = {side: int(state[side]["synthetic"]) for side in ("hubspot", "salesforce")}
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        # The sandbox went away (or is not one): the probes' report still stands; "left" reads
+        # "unknown" rather than the whole demo ending in a traceback.
+        log.warning("cannot read the sandbox's state", error=str(exc))
     return report
 
 

@@ -5,6 +5,7 @@ arise, into one of these, always with ``raise ... from exc`` so the original sta
 
     SyncwatchError
     ├── ConfigError          a config, probe template, contract or scenario file is invalid
+    ├── UsageError           a command names something the config does not have
     ├── StoreError           the database cannot be opened, migrated or written
     │   └── StoreVersionError    the file is newer than this code, or not a syncwatch database
     └── VendorError          a vendor call failed; carries the DESIGN §6 error class
@@ -40,6 +41,10 @@ class ConfigError(SyncwatchError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = list(problems)
         super().__init__("\n".join(self.problems))
+
+
+class UsageError(SyncwatchError):
+    """A command-line argument names an integration, template or file the config lacks."""
 
 
 class StoreError(SyncwatchError):

@@ -115,7 +115,7 @@ def typical_latency(recent: Sequence[float], floor_s: float, ceiling_s: float) -
         return floor_s
     ordered = sorted(recent)
     rank = math.ceil(0.75 * len(ordered))
-    return min(max(ordered[rank - 1], floor_s), ceiling_s)
+    return max(min(ordered[rank - 1], ceiling_s), floor_s)
 
 
 def next_look(

@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Protocol
 
 import structlog
@@ -24,13 +25,14 @@ import structlog
 from syncwatch.cleanup import Cleaner
 from syncwatch.clock import Clock
 from syncwatch.config import Config, Integration, TemplateRun
-from syncwatch.errors import VendorError, attribution
+from syncwatch.errors import StoreError, VendorError, attribution
 from syncwatch.lifecycle import (
     DETECTED,
     IN_FLIGHT,
     INJECTING,
     SCHEDULED,
     VERIFIED,
+    Latency,
     field_differences,
     measure_latency,
     next_look,
@@ -48,6 +50,9 @@ log = structlog.get_logger("syncwatch.probing")
 PROBE_COST_ESTIMATE = 3.0
 """Calls one probe is expected to cost an account (the target of issue #3), for the guard."""
 RECENT_LATENCIES = 50
+QUOTA_READING_TRUSTED_FOR = timedelta(hours=1)
+"""While the guard skips probes nothing refreshes an account's figure; after this long one probe
+may run (about three calls an hour) to learn whether the allowance has recovered."""
 
 
 class ProbeObserver(Protocol):
@@ -79,6 +84,8 @@ class InFlight:
     """Resumed from ``injecting``: we cannot prove the source accepted it."""
     last_look: datetime | None = None
     detected_at: datetime | None = None
+    latency: Latency | None = None
+    """Measured once, at first sight; kept while the owner check waits."""
     first_after_s: float = 0.0
 
     def due(self, every_s: float) -> datetime:
@@ -158,6 +165,8 @@ class ProbeEngine:
             account = self.config.account(name)
             assert account is not None
             daily = self.store.quota_reading(name, self.adapters.daily_windows[name])
+            if daily is not None and now - daily.observed_at > QUOTA_READING_TRUSTED_FOR:
+                daily = None  # only a call refreshes it: let one probe through to look again
             verdict = guard_verdict(
                 reserve=account.quota.reserve,
                 max_share=account.quota.max_share,
@@ -200,70 +209,102 @@ class ProbeEngine:
 
     async def poll(self, key: str) -> None:
         """One batched query for every probe in flight at this destination, then decide."""
-        probes = self.in_flight.get(key, {})
+        # Only the probes this query asks about are judged by it: one launched while it is out
+        # keeps its own first look.
+        probes = list(self.in_flight.get(key, {}).values())
         if not probes:
             return
-        batch = [Probe(p.probe_id, p.email, p.integration.name) for p in probes.values()]
+        batch = [Probe(p.probe_id, p.email, p.integration.name) for p in probes]
         try:
             found = await self.adapters.destinations[key].find(batch)
         except VendorError as exc:
+            # A failed query is not a look: nobody is lost on it (the sync may be fine while the
+            # CRM's API is down). Look again at the steady cadence.
             log.warning("destination query failed", destination=key, error_class=exc.error_class)
-            found = {}
-        now = self.clock.now()
-        for probe in list(probes.values()):
-            probe.last_look = now
-            record = found.get(probe.probe_id)
-            if record is not None:
-                self._examine(key, probe, record, now)
-            elif now - probe.accepted_at >= timedelta(seconds=probe.integration.timeout):
-                self._lose(key, probe)
-        for name in {p.integration.name for p in probes.values()} | {b.integration for b in batch}:
+            for probe in probes:
+                probe.last_look = self.clock.now()
+            return
+        now, tracked = self.clock.now(), self.in_flight.get(key, {})
+        looked = [probe for probe in probes if probe.probe_id in tracked]  # not concluded meanwhile
+        for probe in looked:
+            probe.last_look = now  # first, so a failing write cannot make the next tick come early
+        failure: StoreError | None = None
+        for probe in looked:
+            try:
+                self._judge(key, probe, found.get(probe.probe_id), now)
+            except StoreError as exc:  # this probe stays in flight; the others go on
+                failure = failure or exc
+        for name in {p.integration.name for p in probes}:
             self._report_in_flight(name)
+        if failure is not None:
+            raise failure
+
+    def _judge(self, key: str, probe: InFlight, record: Record | None, now: datetime) -> None:
+        if record is not None:
+            self._examine(key, probe, record, now)
+        elif now - probe.accepted_at >= timedelta(seconds=probe.integration.timeout):
+            self._lose(key, probe)
 
     def _examine(self, key: str, probe: InFlight, record: Record, now: datetime) -> None:
-        """A found probe: measure once, then verify fields and (within its window) the owner."""
+        """A found probe: measure once, then verify fields and (within its window) the owner.
+
+        The store is written before memory changes, so a store that refuses a write leaves the
+        probe in flight, to be examined again at the next tick, never forgotten.
+        """
         template = self.config.templates[probe.run.template]
-        first_sight = probe.detected_at is None
-        detected_at = probe.detected_at = probe.detected_at or record.observed_at or now
-        latency = measure_latency(probe.accepted_at, detected_at, record)
-        if first_sight:
-            self.store.update_probe(
-                probe.probe_id,
-                state=DETECTED,
-                detected_at=detected_at,
-                destination_created_at=record.created_at,
-                destination_ref=record.record_id,
-                latency_s=latency.seconds,
-                latency_method=latency.method,
-            )
-            self.recent.setdefault(probe.integration.name, deque(maxlen=RECENT_LATENCIES))
-            self.recent[probe.integration.name].append(latency.seconds)
-        expected = template.render(
-            template.expect, probe.probe_id, probe.email, self.config.probe_domain
-        )
-        differences = field_differences(expected, record)
+        if probe.latency is None or probe.detected_at is None:
+            self._detect(probe, record, now)
+        assert probe.latency is not None and probe.detected_at is not None
+        render = partial(template.render, probe_id=probe.probe_id, email=probe.email)
+        domain = self.config.probe_domain
+        differences = field_differences(render(template.expect, domain=domain), record)
         owner = (
-            template.owner
-            and template.render(
-                {"owner": template.owner}, probe.probe_id, probe.email, self.config.probe_domain
-            )["owner"]
+            render({"owner": template.owner}, domain=domain)["owner"] if template.owner else None
         )
         routed = owner_matches(owner, record)
-        waiting = now - detected_at < timedelta(seconds=probe.integration.routing_timeout)
+        waiting = now - probe.detected_at < timedelta(seconds=probe.integration.routing_timeout)
         if not differences and not routed and waiting:
             return  # assignment rules may still run; look again next tick
-        outcome = outcome_for(latency.seconds, probe.run.latency_objective, differences, routed)
-        detail = "; ".join(differences) or (
-            None if routed else f"OwnerId: want {owner!r}, got {record.owner!r}"
+        outcome = outcome_for(
+            probe.latency.seconds, probe.run.latency_objective, differences, routed
+        )
+        notes = [*differences]
+        if not routed:
+            notes.append(f"OwnerId: want {owner!r}, got {record.owner!r}")
+        if record.duplicate_ids:
+            notes.append(f"the connector created {1 + len(record.duplicate_ids)} records")
+        result = Result(probe.probe_id, probe.integration.name, probe.run.template)
+        self._conclude(
+            result,
+            outcome,
+            None,
+            probe.latency.seconds,
+            "; ".join(notes) or None,
+            clean=True,
+            state=VERIFIED,
+            verified_at=now,
+            destination_ref=",".join((record.record_id, *record.duplicate_ids)),
         )
         del self.in_flight[key][probe.probe_id]
-        self.store.update_probe(probe.probe_id, state=VERIFIED, verified_at=now)
-        result = Result(probe.probe_id, probe.integration.name, probe.run.template)
-        self._conclude(result, outcome, None, latency.seconds, detail, clean=True)
+
+    def _detect(self, probe: InFlight, record: Record, now: datetime) -> None:
+        detected_at = record.observed_at or now
+        latency = measure_latency(probe.accepted_at, detected_at, record)
+        self.store.update_probe(
+            probe.probe_id,
+            state=DETECTED,
+            detected_at=detected_at,
+            destination_created_at=record.created_at,
+            destination_ref=record.record_id,
+            latency_s=latency.seconds,
+            latency_method=latency.method,
+        )
+        probe.detected_at, probe.latency = detected_at, latency
+        self.recent.setdefault(probe.integration.name, deque(maxlen=RECENT_LATENCIES))
+        self.recent[probe.integration.name].append(latency.seconds)
 
     def _lose(self, key: str, probe: InFlight) -> None:
         """Not found by ``timeout``: lost, or skipped when we cannot prove it was accepted."""
-        del self.in_flight[key][probe.probe_id]
         result = Result(probe.probe_id, probe.integration.name, probe.run.template)
         if probe.uncertain:
             why = "the daemon stopped while injecting; the source may never have accepted it"
@@ -271,6 +312,7 @@ class ProbeEngine:
         else:
             why = f"not found within {probe.integration.timeout:g}s"
             self._conclude(result, "lost", "sync_lost", None, why, clean=True)
+        del self.in_flight[key][probe.probe_id]
 
     def _conclude(
         self,
@@ -281,10 +323,17 @@ class ProbeEngine:
         detail: str | None,
         *,
         clean: bool,
+        **more: Any,
     ) -> Result:
-        """Record a probe's outcome, count it, and queue its clean-up (or finish it)."""
+        """Record a probe's outcome (with ``more`` columns, in one write), count it, and queue
+        its clean-up (or finish it)."""
         now = self.clock.now()
-        changes: dict[str, Any] = {"outcome": outcome, "error_class": error_class, "detail": detail}
+        changes: dict[str, Any] = {
+            "outcome": outcome,
+            "error_class": error_class,
+            "detail": detail,
+            **more,
+        }
         if not clean:
             changes["finished_at"] = now
         self.store.update_probe(result.probe_id, **changes)
@@ -292,7 +341,7 @@ class ProbeEngine:
             result.integration, result.template, outcome, error_class, latency_s, now
         )
         if clean:
-            self.cleaner.enqueue(result.probe_id)
+            self.cleaner.enqueue(result.probe_id, queued_at=now)
         result.outcome, result.error_class = outcome, error_class
         result.latency_s, result.detail = latency_s, detail
         self.on_result(result)
@@ -348,6 +397,7 @@ def _in_flight_from_row(
     probe = InFlight(
         row["probe_id"], row["email"], integration, run, from_db_time(accepted), uncertain
     )
-    if row["detected_at"]:
+    if row["detected_at"] and row["latency_s"] is not None:
         probe.detected_at = from_db_time(row["detected_at"])
+        probe.latency = Latency(row["latency_s"], row["latency_method"])
     return probe

@@ -18,7 +18,7 @@ from syncwatch.cleanup import SweepReport
 from syncwatch.clock import Clock
 from syncwatch.config import Config
 from syncwatch.daemon import Daemon, Tally
-from syncwatch.errors import SyncwatchError
+from syncwatch.errors import UsageError
 from syncwatch.probing import Result
 from syncwatch.store import Store
 from syncwatch.vendors.registry import destination_key
@@ -51,11 +51,11 @@ async def probe_once(
     integration = config.integration(integration_name)
     if integration is None:
         known = ", ".join(i.name for i in config.integrations) or "none"
-        raise SyncwatchError(f"no integration named {integration_name!r}; configured: {known}")
+        raise UsageError(f"no integration named {integration_name!r}; configured: {known}")
     run = next((r for r in integration.templates if template in (None, r.template)), None)
     if run is None:
         known = ", ".join(r.template for r in integration.templates)
-        raise SyncwatchError(f"{integration_name} runs no template {template!r}; it runs {known}")
+        raise UsageError(f"{integration_name} runs no template {template!r}; it runs {known}")
     daemon = Daemon(config, store, clock, CollectorRegistry(), transport, serve_http=False)
     concluded: list[Result] = []
     daemon.engine.on_result = concluded.append
@@ -65,10 +65,11 @@ async def probe_once(
         deadline = clock.monotonic() + (wait_s if wait_s is not None else integration.timeout)
         while not concluded and (due := daemon.engine.next_poll_at(key)) is not None:
             remaining = deadline - clock.monotonic()
-            delay = (due - clock.now()).total_seconds()
-            if delay >= remaining:
+            if remaining <= 0:
                 break  # still in flight; the daemon will resume it
-            await clock.sleep(max(delay, 0.0))
+            # The last look is at the deadline itself: at the timeout that look decides `lost`.
+            delay = (due - clock.now()).total_seconds()
+            await clock.sleep(max(min(delay, remaining), 0.0))
             await daemon.engine.poll(key)
         await daemon.engine.cleaner.flush()
         return concluded[0] if concluded else result
@@ -103,7 +104,8 @@ def nearest_rank(values: Sequence[float], percentile: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
-    return ordered[max(math.ceil(percentile / 100 * len(ordered)), 1) - 1]
+    # p·n/100, not p/100·n: for a whole-number p the rank is then exact (7/100·100 is 7.000…1).
+    return ordered[max(math.ceil(percentile * len(ordered) / 100), 1) - 1]
 
 
 def summarise_latency(values: Sequence[float]) -> LatencySummary:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+import structlog
 from sandbox_support import app_client
 from starlette.applications import Starlette
 
@@ -16,6 +17,15 @@ from syncwatch.sandbox.scenario import Scenario
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging() -> Iterator[None]:
+    """CLI tests configure structlog onto CliRunner's stream, closed once they end; every test
+    starts and ends with structlog's defaults so none writes to another's closed stream."""
+    structlog.reset_defaults()
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture

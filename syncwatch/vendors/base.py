@@ -82,6 +82,8 @@ class Record:
     """Vendor clock minus ours, as estimated when this record was read."""
     created_resolution_s: float = 0.0
     """How coarse ``created_at`` is: 1.0 when the vendor truncates to whole seconds."""
+    duplicate_ids: tuple[str, ...] = ()
+    """Later records for the same probe (a connector that delivered twice): ours to delete."""
 
     @property
     def probe_id(self) -> str | None:

@@ -135,7 +135,8 @@ class SalesforceDestination:
         """Every probe's record, from one query (more only past the URL budget).
 
         Where a connector created duplicates, the earliest record is the probe's: its
-        ``CreatedDate`` is when the sync first delivered.
+        ``CreatedDate`` is when the sync first delivered; the others' ids ride along in
+        ``duplicate_ids`` so clean-up deletes them too.
         """
         if not probes:
             return {}
@@ -301,7 +302,9 @@ def _earliest(current: Record | None, candidate: Record) -> Record:
     if current is None:
         return candidate
     never = datetime.max.replace(tzinfo=UTC)
-    return min(current, candidate, key=lambda r: (r.created_at or never, r.record_id))
+    first, second = sorted((current, candidate), key=lambda r: (r.created_at or never, r.record_id))
+    others = (*first.duplicate_ids, *second.duplicate_ids, second.record_id)
+    return replace(first, duplicate_ids=tuple(dict.fromkeys(others)))
 
 
 # -- parsers ----------------------------------------------------------------------------------
