@@ -238,6 +238,8 @@ class Daemon:
     async def _cleanup_loop(self) -> None:
         while True:
             await self.clock.sleep(CLEANUP_CHECK_S)
+            if self._stopping:
+                continue  # draining: the final flush takes everything at once
             if self.engine.cleaner.due():
                 await self._guarded("clean-up", self.engine.cleaner.flush)
 

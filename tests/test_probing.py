@@ -11,7 +11,7 @@ import random
 import shutil
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry
 from syncwatch.clock import settle
 from syncwatch.daemon import Daemon
 from syncwatch.events import QuotaReading
-from syncwatch.probing import ProbeEngine, Result
+from syncwatch.probing import InFlight, ProbeEngine, Result, coalesced_tick
 from syncwatch.sandbox.scenario import FaultSpec, LatencySpec, SalesforceSpec, Scenario, SyncSpec
 from syncwatch.store import from_db_time
 from syncwatch.vendors.base import Probe, Record, probe_email
@@ -598,3 +598,43 @@ async def test_resume_keeps_the_routing_window_from_the_first_detection(tmp_path
     assert timedelta(minutes=10) <= from_db_time(row["verified_at"]) - detected
     assert from_db_time(row["verified_at"]) - detected < timedelta(minutes=10, seconds=30)
     assert (row["detected_at"], row["latency_s"]) == (stored["detected_at"], stored["latency_s"])
+
+
+# -- tick coalescing ----------------------------------------------------------------------------
+
+T0 = datetime(2026, 10, 5, 9, 0, tzinfo=UTC)
+
+
+def in_flight(rig: Rig, accepted_s: float, last_look_s: float | None) -> InFlight:
+    integration = rig.config.integrations[0]  # poll.every 30s
+    probe = InFlight(
+        f"p{accepted_s:g}",
+        "x@probe.syncwatch.example",
+        integration,
+        integration.templates[0],
+        T0 + timedelta(seconds=accepted_s),
+    )
+    probe.first_after_s = 45.0
+    if last_look_s is not None:
+        probe.last_look = T0 + timedelta(seconds=last_look_s)
+    return probe
+
+
+@pytest.mark.parametrize(
+    ("second_accepted_s", "tick_s"),
+    [
+        (60.0, 105.0),  # straggler due at 75 waits for the first look at 105 (within 30 s)
+        (45.0, 90.0),  # first look at 90: the straggler waits 15 s
+        (61.0, 75.0),  # first look at 106 is more than a cadence away: no waiting
+        (20.0, 65.0),  # the first look (65) comes before the straggler (75) anyway
+    ],
+)
+def test_steady_looks_wait_at_most_one_cadence_for_a_first_look(
+    tmp_path: Path, second_accepted_s: float, tick_s: float
+) -> None:
+    """A straggler's look shares the tick of another probe's first look within ``every``."""
+    rig = make_rig(tmp_path)
+    straggler = in_flight(rig, 0.0, 45.0)  # looked for at its first look; due again at 75
+    newcomer = in_flight(rig, second_accepted_s, None)
+    assert coalesced_tick([straggler, newcomer]) == T0 + timedelta(seconds=tick_s)
+    assert coalesced_tick([straggler]) == T0 + timedelta(seconds=75)
