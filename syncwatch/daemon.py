@@ -249,18 +249,31 @@ class Daemon:
             await self._guarded("daily sweep", self.engine.cleaner.sweep)
 
     async def _self_check_loop(self, url: str) -> None:
-        """Our own network: while it fails, transport errors are ours, not the vendor's."""
+        """Our own network: while it fails, transport errors are ours, not the vendor's.
+
+        Checked every ``SELF_CHECK_EVERY_S``, and also by any vendor call that fails to
+        connect (``NetworkHealth.confirm``), so an outage of ours is noticed at once."""
         async with httpx.AsyncClient(transport=self.transport, timeout=10.0) as client:
-            while True:
+
+            async def check() -> bool:
                 try:
                     await client.get(url)
-                    healthy = True
                 except httpx.HTTPError:
                     healthy = False
+                else:
+                    healthy = True
                 if healthy != self.network.ok:
                     log.warning("self-check changed", healthy=healthy, url=url)
-                self.network.ok = healthy
-                await self.clock.sleep(SELF_CHECK_EVERY_S)
+                return healthy
+
+            self.network.check = check
+            try:
+                while True:
+                    self.network.checked_at = self.clock.monotonic()
+                    self.network.ok = await check()
+                    await self.clock.sleep(SELF_CHECK_EVERY_S)
+            finally:
+                self.network.check = None
 
     async def _guarded(self, what: str, step: Callable[[], Awaitable[object]]) -> None:
         """Run one step; whatever it raises is logged, and the daemon goes on."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -74,6 +74,24 @@ class NetworkHealth:
     """
 
     ok: bool = True
+    check: Callable[[], Awaitable[bool]] | None = None
+    """Runs the self-check now; wired by the daemon when ``self_check_url`` is set."""
+    checked_at: float | None = None
+
+    async def confirm(self, clock: Clock) -> bool:
+        """Is our network fine right now? A call that just failed to connect asks, so the
+        first failures of our own outage are not charged to the vendor while the periodic
+        self-check has yet to notice; checks run at most every ``RECHECK_S``."""
+        if self.check is None:
+            return self.ok
+        now = clock.monotonic()
+        if self.checked_at is None or now - self.checked_at >= RECHECK_S:
+            self.checked_at = now
+            self.ok = await self.check()
+        return self.ok
+
+
+RECHECK_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -248,25 +266,31 @@ class AccountHttp:
             return await _within(
                 self.clock, self.call_timeout_s, self.client.request(method, url, **kwargs)
             )
-        except TimeoutError as exc:
-            raise self._transport(CallTimeout, "no response", exc) from exc
-        except httpx.ConnectTimeout as exc:
-            raise self._transport(CallTimeout, "no connection", exc, acted=False) from exc
-        except httpx.TimeoutException as exc:
-            raise self._transport(CallTimeout, "no response", exc) from exc
         except httpx.DecodingError as exc:
             what = "body does not match its content encoding"
             raise MalformedResponse(self._describe(what, exc)) from exc
-        except httpx.ConnectError as exc:
-            if _our_side(exc):
-                raise MonitorNetworkError(
-                    self._describe("cannot resolve or verify the host", exc)
-                ) from exc
-            raise self._transport(ConnectionFailed, "connection refused", exc, acted=False) from exc
-        except httpx.TransportError as exc:
-            raise self._transport(ConnectionFailed, "connection failed", exc) from exc
-        except httpx.RequestError as exc:  # e.g. too many redirects
-            raise self._transport(ConnectionFailed, "request failed", exc) from exc
+        except (TimeoutError, httpx.RequestError) as exc:
+            raise await self._translate(exc) from exc
+
+    async def _translate(self, exc: Exception) -> VendorError:
+        """A transport failure's class: ours (DNS, TLS, self-check failing) or the vendor's."""
+        if isinstance(exc, httpx.ConnectError) and _our_side(exc):
+            return MonitorNetworkError(self._describe("cannot resolve or verify the host", exc))
+        kind: type[VendorError]
+        if isinstance(exc, httpx.ConnectTimeout):
+            kind, what, acted = CallTimeout, "no connection", False
+        elif isinstance(exc, TimeoutError | httpx.TimeoutException):
+            kind, what, acted = CallTimeout, "no response", True
+        elif isinstance(exc, httpx.ConnectError):
+            kind, what, acted = ConnectionFailed, "connection refused", False
+        elif isinstance(exc, httpx.TransportError):
+            kind, what, acted = ConnectionFailed, "connection failed", True
+        else:  # e.g. too many redirects
+            kind, what, acted = ConnectionFailed, "request failed", True
+        message = self._describe(what, exc)
+        if not await self.network.confirm(self.clock):
+            return MonitorNetworkError(f"{message} (our own network check is failing)")
+        return kind(message, may_have_acted=acted)
 
     def _figures(self, response: httpx.Response) -> list[QuotaFigure]:
         """Quota figures; an unreadable header costs the figures, never the call's record."""
@@ -274,14 +298,6 @@ class AccountHttp:
             return self.quota(response.headers)
         except (ValueError, TypeError, KeyError):
             return []
-
-    def _transport(
-        self, kind: type[VendorError], what: str, exc: Exception, *, acted: bool = True
-    ) -> VendorError:
-        message = self._describe(what, exc)
-        if not self.network.ok:
-            return MonitorNetworkError(f"{message} (our own network check is failing)")
-        return kind(message, may_have_acted=acted)
 
     def _describe(self, what: str, exc: Exception) -> str:
         detail = self.redactor.text(str(exc)) or type(exc).__name__

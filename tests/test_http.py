@@ -32,6 +32,7 @@ from syncwatch.errors import (
 from syncwatch.events import ApiCall, QuotaFigure
 from syncwatch.http import (
     MAX_RETRY_WAIT_S,
+    RECHECK_S,
     AccountHttp,
     CallContext,
     ClockOffset,
@@ -460,6 +461,31 @@ async def test_connect_failure_while_our_network_is_down_is_the_monitors(
         outcome(task)
     assert sink.calls
     assert set(sink.classes()) == {"monitor"}
+
+
+@pytest.mark.parametrize(("network_up", "expected"), [(False, "monitor"), (True, "connection")])
+async def test_a_failed_connect_asks_the_self_check_at_once(
+    build: Build, sink: Sink, clock: VirtualClock, network_up: bool, expected: str
+) -> None:
+    """Our outage is noticed by the call that hits it, not 30 s later by the periodic check;
+    the check runs at most once per RECHECK_S however many calls fail meanwhile."""
+    checks: list[float] = []
+
+    async def check() -> bool:
+        checks.append(clock.monotonic())
+        return network_up
+
+    network = NetworkHealth(ok=True, check=check)
+    http = build(script(refused(), refused(), refused()), network=network)
+    task = asyncio.create_task(read(http))
+    await clock.advance(10)
+    with pytest.raises(MonitorNetworkError if not network_up else ConnectionFailed):
+        outcome(task)
+    assert set(sink.classes()) == {expected}
+    assert len(sink.calls) == (1 if not network_up else 3)  # ours is never retried
+    assert checks == [0.0]  # the retries at 1 s and 3 s are within RECHECK_S: one check
+    assert RECHECK_S > 3
+    assert network.ok is network_up
 
 
 @pytest.mark.parametrize(
