@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import random
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 from prometheus_client import CollectorRegistry
@@ -35,28 +37,50 @@ class Simulation:
     clock: VirtualClock
     sandbox: Starlette
     seed: int = 0
+    daemons: list[Daemon] = field(default_factory=list)
 
     def transport(self) -> httpx.ASGITransport:
         return httpx.ASGITransport(app=self.sandbox)
 
-    async def run(self, seconds: float, *, drain_s: float = 0.0, step_s: float = 60.0) -> Tally:
-        """Probe for ``seconds`` of virtual time, then stop (draining up to ``drain_s``)."""
+    def daemon(self, **overrides: Any) -> Daemon:
+        """A daemon wired to the sandbox; each one draws its own seeded dice."""
         daemon = Daemon(
             self.config,
             self.store,
             self.clock,
             CollectorRegistry(),
             self.transport(),
-            random.Random(self.seed),
+            random.Random(self.seed + len(self.daemons)),
             serve_http=False,
+            **overrides,
         )
+        self.daemons.append(daemon)
+        return daemon
+
+    async def run(
+        self,
+        seconds: float,
+        *,
+        drain_s: float = 0.0,
+        daemon: Daemon | None = None,
+        during: Callable[[float], object] | None = None,
+        step_s: float = 60.0,
+    ) -> Tally:
+        """Probe for ``seconds`` of virtual time, then stop as SIGTERM would (draining up to
+        ``drain_s``); ``during`` is called after every step with the time elapsed."""
+        daemon = daemon or self.daemon()
         stop = asyncio.Event()
         task = asyncio.ensure_future(daemon.run(stop, drain_s=drain_s))
         elapsed = 0.0
-        while elapsed < seconds and not task.done():
+        while elapsed < seconds:
             step = min(step_s, seconds - elapsed)
             await self.clock.advance(step)
             elapsed += step
+            if during is not None:
+                during(elapsed)
+            if task.done():
+                task.result()  # re-raises what killed it
+                raise RuntimeError(f"the daemon stopped on its own after {elapsed:g}s")
         stop.set()
         while not task.done():
             await self.clock.advance(1.0)

@@ -7,17 +7,13 @@ and stops it the way SIGTERM would.
 
 from __future__ import annotations
 
-import asyncio
-import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
-from prometheus_client import CollectorRegistry
-from starlette.applications import Starlette
 
 from syncwatch.clock import VirtualClock
 from syncwatch.config import Config, config_from_data
@@ -25,21 +21,30 @@ from syncwatch.daemon import Daemon, Tally
 from syncwatch.sandbox import create_app
 from syncwatch.sandbox.scenario import Scenario
 from syncwatch.sandbox.world import World
+from syncwatch.simulation import Simulation
 from syncwatch.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
 SANDBOX = "http://sandbox.test"
 
 
-def demo_raw(tmp_path: Path) -> dict[str, Any]:
-    """config/demo.yaml as data, pointed at the in-process sandbox, secrets in files."""
+TEST_SECRETS = {
+    "hubspot-token": "test-hubspot-token-value",
+    "salesforce-secret": "test-salesforce-secret-value",
+}
+
+
+def demo_raw(
+    tmp_path: Path, origin: str = SANDBOX, secrets: dict[str, str] = TEST_SECRETS
+) -> dict[str, Any]:
+    """config/demo.yaml as data, pointed at the sandbox at ``origin``, secrets in files."""
     raw: dict[str, Any] = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
-    for name in ("hubspot-token", "salesforce-secret"):
-        (tmp_path / name).write_text(f"test-{name}-value\n", encoding="utf-8")
+    for name, value in secrets.items():
+        (tmp_path / name).write_text(f"{value}\n", encoding="utf-8")
     hubspot, salesforce = raw["accounts"]
-    hubspot.update(base_url=f"{SANDBOX}/hubspot", forms_url=f"{SANDBOX}/hsforms")
+    hubspot.update(base_url=f"{origin}/hubspot", forms_url=f"{origin}/hsforms")
     hubspot["token"] = {"file": str(tmp_path / "hubspot-token")}
-    salesforce["base_url"] = f"{SANDBOX}/salesforce"
+    salesforce["base_url"] = f"{origin}/salesforce"
     salesforce["auth"]["client_secret"] = {"file": str(tmp_path / "salesforce-secret")}
     raw["probe_templates"] = str(REPO / "probes")
     raw["database"] = str(tmp_path / "syncwatch.db")
@@ -51,35 +56,15 @@ def build_config(raw: dict[str, Any], tmp_path: Path) -> Config:
 
 
 @dataclass
-class Rig:
-    config: Config
-    clock: VirtualClock
-    sandbox: Starlette
-    store: Store
+class Rig(Simulation):
+    """A simulation with the handles tests reach for."""
+
     seed: int = 11
-    daemons: list[Daemon] = field(default_factory=list)
 
     @property
     def world(self) -> World:
         world: World = self.sandbox.state.world
         return world
-
-    def transport(self) -> httpx.ASGITransport:
-        return httpx.ASGITransport(app=self.sandbox)
-
-    def daemon(self, **overrides: Any) -> Daemon:
-        daemon = Daemon(
-            self.config,
-            self.store,
-            self.clock,
-            CollectorRegistry(),
-            self.transport(),
-            random.Random(self.seed + len(self.daemons)),
-            serve_http=False,
-            **overrides,
-        )
-        self.daemons.append(daemon)
-        return daemon
 
     async def run_for(
         self,
@@ -91,21 +76,7 @@ class Rig:
         step_s: float = 60.0,
     ) -> Tally:
         """Run a daemon for ``seconds`` of virtual time, then stop it as SIGTERM would."""
-        daemon = daemon or self.daemon()
-        stop = asyncio.Event()
-        task = asyncio.ensure_future(daemon.run(stop, drain_s=drain_s))
-        elapsed = 0.0
-        while elapsed < seconds:
-            step = min(step_s, seconds - elapsed)
-            await self.clock.advance(step)
-            elapsed += step
-            if during is not None:
-                during(elapsed)
-            assert not task.done(), task.exception() if task.done() else None
-        stop.set()
-        while not task.done():
-            await self.clock.advance(1.0)
-        return task.result()
+        return await self.run(seconds, drain_s=drain_s, daemon=daemon, during=during, step_s=step_s)
 
     async def sandbox_state(self) -> dict[str, Any]:
         async with httpx.AsyncClient(transport=self.transport(), base_url=SANDBOX) as client:
@@ -124,4 +95,4 @@ def make_rig(
     config = build_config(raw, tmp_path)
     clock = VirtualClock()
     sandbox = create_app(scenario or Scenario(seed=5), clock)
-    return Rig(config, clock, sandbox, Store.open(config.database))
+    return Rig(config, Store.open(config.database), clock, sandbox)

@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from daemon_support import demo_raw
 
 from syncwatch.daemon import START_JITTER_S
 
@@ -165,6 +166,7 @@ def synthetic(origin: str) -> dict[str, int]:
 
 
 def demo_yaml() -> dict[str, Any]:
+    """config/demo.yaml as shipped (vendor URLs at 127.0.0.1:8900), with fast schedules."""
     raw: dict[str, Any] = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
     raw["probe_templates"] = str(REPO / "probes")
     raw["integrations"][0].update(FAST_SCHEDULE)
@@ -173,15 +175,8 @@ def demo_yaml() -> dict[str, Any]:
 
 def write_config(directory: Path, origin: str, port: int) -> Path:
     """config/demo.yaml pointed at the sandbox at ``origin``, secrets in files, fast polls."""
-    raw = demo_yaml()
-    for name, value in SECRETS.items():
-        (directory / name).write_text(value + "\n")
-    hubspot, salesforce = raw["accounts"]
-    hubspot.update(base_url=f"{origin}/hubspot", forms_url=f"{origin}/hsforms")
-    hubspot["token"] = {"file": str(directory / "hubspot-token")}
-    salesforce["base_url"] = f"{origin}/salesforce"
-    salesforce["auth"]["client_secret"] = {"file": str(directory / "salesforce-secret")}
-    raw["database"] = str(directory / "syncwatch.db")
+    raw = demo_raw(directory, origin, SECRETS)
+    raw["integrations"][0].update(FAST_SCHEDULE)
     raw["listen"] = f"127.0.0.1:{port}"
     path = directory / "syncwatch.yaml"
     path.write_text(yaml.safe_dump(raw))

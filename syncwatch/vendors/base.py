@@ -17,7 +17,15 @@ import httpx
 
 from syncwatch import __version__
 from syncwatch.clock import Clock
-from syncwatch.http import DEFAULT_CALL_TIMEOUT_S, CallSink, NetworkHealth
+from syncwatch.http import (
+    DEFAULT_CALL_TIMEOUT_S,
+    AccountHttp,
+    CallSink,
+    Classifier,
+    NetworkHealth,
+    QuotaParser,
+    Rate,
+)
 
 USER_AGENT = f"syncwatch/{__version__}"
 PROBE_LOCAL_PART = "syncwatch+"
@@ -125,6 +133,32 @@ class Wiring:
     network: NetworkHealth = field(default_factory=NetworkHealth)
     transport: httpx.AsyncBaseTransport | None = None
     call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S
+
+    def account_http(
+        self,
+        vendor: str,
+        account: str,
+        base_url: str,
+        *,
+        classify: Classifier,
+        quota: QuotaParser,
+        daily_window: str,
+        rates: Mapping[str, Rate],
+    ) -> AccountHttp:
+        """One account's client, with what only its vendor module knows filled in."""
+        return AccountHttp(
+            vendor=vendor,
+            account=account,
+            client=self.client(base_url),
+            clock=self.clock,
+            sink=self.sink,
+            classify=classify,
+            quota=quota,
+            daily_window=daily_window,
+            rates=rates,
+            call_timeout_s=self.call_timeout_s,
+            network=self.network,
+        )
 
     def client(self, base_url: str) -> httpx.AsyncClient:
         """A client with explicit timeouts (httpx's own, a little beyond our clock's)."""

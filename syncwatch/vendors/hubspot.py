@@ -80,18 +80,14 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 def account_http(account: HubSpotAccount, wiring: Wiring) -> AccountHttp:
     """The account's client: api.hubapi.com as base URL; form calls use absolute forms URLs."""
-    return AccountHttp(
-        vendor=VENDOR,
-        account=account.name,
-        client=wiring.client(account.base_url),
-        clock=wiring.clock,
-        sink=wiring.sink,
+    return wiring.account_http(
+        VENDOR,
+        account.name,
+        account.base_url,
         classify=classify,
         quota=parse_hubspot_headers,
         daily_window=DAILY_WINDOW,
         rates=RATES,
-        call_timeout_s=wiring.call_timeout_s,
-        network=wiring.network,
     )
 
 

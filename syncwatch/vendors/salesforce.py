@@ -91,18 +91,14 @@ T = TypeVar("T")
 
 def account_http(account: SalesforceAccount, wiring: Wiring) -> AccountHttp:
     """The account's client: Salesforce's classifier, ``Sforce-Limit-Info``, a gentle rate."""
-    return AccountHttp(
-        vendor=VENDOR,
-        account=account.name,
-        client=wiring.client(account.base_url),
-        clock=wiring.clock,
-        sink=wiring.sink,
+    return wiring.account_http(
+        VENDOR,
+        account.name,
+        account.base_url,
         classify=classify,
         quota=lambda headers: parse_sforce_limit_info(headers.get("sforce-limit-info")),
         daily_window=DAILY_WINDOW,
         rates={"default": DEFAULT_RATE},
-        call_timeout_s=wiring.call_timeout_s,
-        network=wiring.network,
     )
 
 
