@@ -17,7 +17,6 @@ from syncwatch.errors import ConfigError, StoreError, SyncwatchError, UsageError
 
 if TYPE_CHECKING:
     from syncwatch.config import Config
-    from syncwatch.sandbox.scenario import Scenario
     from syncwatch.store import Store
 
 EXIT_BAD_INPUT = 2
@@ -286,6 +285,54 @@ def sweep(
     raise typer.Exit(1 if report.errors else 0)
 
 
+@app.command("quota")
+def quota(
+    config: ConfigOption,
+    days: Annotated[int, typer.Option(help="How many UTC days of own calls to list.", min=1)] = 7,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """What the monitor itself costs each vendor account: its own calls per UTC day, and the
+    latest quota figures the vendors reported (read from the database; no vendor is called)."""
+    from datetime import timedelta
+
+    from syncwatch.clock import RealClock
+
+    loaded = _load(config)
+    store = _open_store(loaded.database)
+    try:
+        since = RealClock().now() - timedelta(days=days)
+        per_day = store.calls_per_day(since.replace(hour=0, minute=0, second=0, microsecond=0))
+        readings = store.latest_quota()
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "calls": [{"account": a, "day": d, "calls": n} for a, d, n in per_day],
+                    "quota": [
+                        {
+                            "account": r.account,
+                            "window": r.window,
+                            "used": r.used,
+                            "limit": r.limit,
+                            "observed_at": r.observed_at.isoformat(),
+                        }
+                        for r in readings
+                    ],
+                }
+            )
+        )
+        return
+    typer.echo(f"{'account':<24} {'day (UTC)':<10} {'own calls':>9}")
+    for account, day, calls in per_day:
+        typer.echo(f"{account:<24} {day:<10} {calls:>9}")
+    typer.echo(f"\n{'account':<24} {'window':<16} {'used':>9} {'limit':>9}  observed")
+    for r in readings:
+        observed = r.observed_at.strftime("%Y-%m-%d %H:%M")
+        typer.echo(f"{r.account:<24} {r.window:<16} {r.used:>9} {r.limit:>9}  {observed}")
+
+
 @app.command("demo")
 def demo(
     duration: Annotated[
@@ -320,6 +367,7 @@ def demo(
     `--drain` for probes in flight, cleans up, and prints probes by outcome, p50/p95 sync
     latency, vendor calls per probe, and the synthetic leads left in the sandbox.
     """
+    from syncwatch.demo import demo_session
     from syncwatch.sandbox.scenario import load_scenario
 
     _logging(log_level)
@@ -339,7 +387,9 @@ def demo(
         raise _fail(exc.problems) from None
     try:
         lines = asyncio.run(
-            _demo(config, loaded_scenario, sandbox_url, db, listen, duration, drain)
+            demo_session(
+                config, loaded_scenario, sandbox_url, db, listen, duration, drain, typer.echo
+            )
         )
     except ConfigError as exc:
         raise _fail(exc.problems) from None
@@ -348,58 +398,6 @@ def demo(
         raise typer.Exit(1) from None
     for line in lines:
         typer.echo(line)
-
-
-async def _demo(
-    config_path: Path,
-    scenario: Scenario | None,
-    sandbox_url: str | None,
-    db: Path | None,
-    listen: str | None,
-    duration: float,
-    drain: float,
-) -> list[str]:
-    import httpx
-
-    from syncwatch.clock import RealClock
-    from syncwatch.daemon import stop_on_signals
-    from syncwatch.demo import demo_config, fresh_database, run_demo
-    from syncwatch.sandbox import create_app
-    from syncwatch.web import serve
-
-    clock = RealClock()
-    server = None
-    if scenario is not None:
-        server = await serve(create_app(scenario, clock), "127.0.0.1", 0, date_header=False)
-    origin = sandbox_url or (server.url if server else "")
-    try:
-        config = demo_config(config_path, origin, db or fresh_database(), listen)
-        store = _open_store(config.database)
-        typer.echo(f"sandbox:  {origin}/_sandbox/state")
-        typer.echo(f"metrics:  http://{config.listen}/metrics")
-        typer.echo(f"database: {config.database}")
-        typer.echo(f"probing for {duration:g}s, then draining for up to {drain:g}s ...")
-        async with httpx.AsyncClient(base_url=origin, timeout=10.0) as sandbox:
-            try:  # before probing, so a wrong --sandbox-url fails now, not after --duration
-                (await sandbox.get("/_sandbox/state")).raise_for_status()
-            except httpx.HTTPError as exc:
-                raise SyncwatchError(
-                    f"no sandbox answers at {origin}/_sandbox/state: {exc}"
-                ) from exc
-            report = await run_demo(
-                config,
-                store,
-                clock,
-                duration,
-                drain_s=drain,
-                sandbox=sandbox,
-                on_stop=stop_on_signals,
-            )
-        store.close()
-        return report.lines()
-    finally:
-        if server is not None:
-            await server.stop()
 
 
 def main() -> None:

@@ -22,7 +22,9 @@ import structlog
 from syncwatch.clock import Clock
 from syncwatch.config import Config, config_from_data, secret_refs
 from syncwatch.daemon import Tally
+from syncwatch.errors import SyncwatchError
 from syncwatch.runner import run_daemon, summarise_latency
+from syncwatch.sandbox.scenario import Scenario
 from syncwatch.store import Store
 from syncwatch.yamlfile import read_yaml
 
@@ -159,3 +161,56 @@ async def run_demo(
 def fresh_database() -> Path:
     """A new database file in a new temporary directory (left for inspection)."""
     return Path(tempfile.mkdtemp(prefix="syncwatch-demo-")) / "syncwatch.db"
+
+
+async def demo_session(
+    config_path: Path,
+    scenario: Scenario | None,
+    sandbox_url: str | None,
+    db: Path | None,
+    listen: str | None,
+    duration: float,
+    drain: float,
+    echo: Callable[[str], object],
+) -> list[str]:
+    """The whole ``syncwatch demo``: sandbox (unless ``sandbox_url``), daemon, report lines."""
+    from syncwatch.clock import RealClock
+    from syncwatch.daemon import stop_on_signals
+    from syncwatch.sandbox import create_app
+    from syncwatch.web import serve
+
+    clock = RealClock()
+    server = None
+    if scenario is not None:
+        server = await serve(create_app(scenario, clock), "127.0.0.1", 0, date_header=False)
+    origin = sandbox_url or (server.url if server else "")
+    try:
+        config = demo_config(config_path, origin, db or fresh_database(), listen)
+        store = Store.open(config.database)
+        echo(f"sandbox:  {origin}/_sandbox/state")
+        echo(f"metrics:  http://{config.listen}/metrics")
+        echo(f"database: {config.database}")
+        echo(f"probing for {duration:g}s, then draining for up to {drain:g}s ...")
+        try:
+            async with httpx.AsyncClient(base_url=origin, timeout=10.0) as sandbox:
+                try:  # before probing, so a wrong --sandbox-url fails now, not after --duration
+                    (await sandbox.get("/_sandbox/state")).raise_for_status()
+                except httpx.HTTPError as exc:
+                    raise SyncwatchError(
+                        f"no sandbox answers at {origin}/_sandbox/state: {exc}"
+                    ) from exc
+                report = await run_demo(
+                    config,
+                    store,
+                    clock,
+                    duration,
+                    drain_s=drain,
+                    sandbox=sandbox,
+                    on_stop=stop_on_signals,
+                )
+        finally:
+            store.close()
+        return report.lines()
+    finally:
+        if server is not None:
+            await server.stop()

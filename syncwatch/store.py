@@ -222,9 +222,15 @@ class Store:
             self._save_quota(reading)
 
     def _save_quota(self, reading: QuotaReading) -> None:
+        """Keep the newest figure: a reading older than the one stored changes nothing."""
         row = _encode(asdict(reading))
-        row["quota_limit"] = row.pop("limit")
-        self.db.table("quota_latest").upsert(row, pk=("account", "window"))
+        self.db.execute(
+            "INSERT INTO quota_latest (account, window, vendor, used, quota_limit, observed_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account, window) DO UPDATE SET "
+            "vendor = excluded.vendor, used = excluded.used, quota_limit = excluded.quota_limit, "
+            "observed_at = excluded.observed_at WHERE excluded.observed_at >= observed_at",
+            [row[k] for k in ("account", "window", "vendor", "used", "limit", "observed_at")],
+        )
 
     def latest_quota(self) -> list[QuotaReading]:
         rows = self.db.query("SELECT * FROM quota_latest ORDER BY account, window")
@@ -241,6 +247,15 @@ class Store:
         if account is None:
             return self.db.query("SELECT * FROM api_calls ORDER BY id")
         return self.db.query("SELECT * FROM api_calls WHERE account = ? ORDER BY id", [account])
+
+    def calls_per_day(self, since: datetime) -> list[tuple[str, str, int]]:
+        """``(account, UTC day, calls)`` since ``since``: what the monitor itself spent."""
+        rows = self.db.execute(
+            "SELECT account, substr(at, 1, 10) AS day, count(*) FROM api_calls "
+            "WHERE at >= ? GROUP BY account, day ORDER BY account, day",
+            [to_db_time(since)],
+        ).fetchall()
+        return [(str(account), str(day), int(count)) for account, day, count in rows]
 
     def count_calls(self, account: str, since: datetime, until: datetime) -> int:
         """Our own calls to an account in a window: what the monitor itself cost."""

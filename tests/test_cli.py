@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import re
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -15,6 +18,8 @@ from typer.testing import CliRunner
 
 from syncwatch import __version__
 from syncwatch.cli import app, parse_listen
+from syncwatch.events import ApiCall
+from syncwatch.store import Store
 
 runner = CliRunner()
 
@@ -24,7 +29,7 @@ def test_version_and_help() -> None:
     assert runner.invoke(app, ["--version"]).output.strip() == f"syncwatch {__version__}"
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("sandbox", "check-config"):
+    for command in ("sandbox", "check-config", "run", "probe", "sweep", "quota", "demo"):
         assert command in result.output
 
 
@@ -178,3 +183,51 @@ def test_check_config_on_a_missing_file_names_it() -> None:
     result = CliRunner().invoke(app, ["check-config", "--config", "no/such/file.yaml"])
     assert result.exit_code == 2
     assert "no/such/file.yaml: cannot read" in result.stderr
+
+
+def test_quota_reports_own_calls_per_day_and_the_latest_figures(tmp_path: Path) -> None:
+    """`syncwatch quota` reads the store: the monitor's calls per account per UTC day, and the
+    quota each vendor last reported, without calling any vendor."""
+    database = tmp_path / "syncwatch.db"
+    config = tmp_path / "syncwatch.yaml"
+    config.write_text(f"probe_domain: probe.example.com\ndatabase: {database}\n")
+    store = Store.open(database)
+    today = datetime.now(UTC).replace(hour=10, minute=0, second=0, microsecond=0)
+    for at, account in [
+        (today - timedelta(days=1), "salesforce-prod"),
+        (today, "salesforce-prod"),
+        (today, "salesforce-prod"),
+        (today, "hubspot-prod"),
+        (today - timedelta(days=30), "hubspot-prod"),  # outside --days 7
+    ]:
+        store.record_call(
+            ApiCall(
+                at,
+                account.split("-")[0],
+                account,
+                "query_records",
+                200,
+                0.1,
+                quota_used=40,
+                quota_limit=15000,
+                quota_window="api-usage",
+            )
+        )
+    store.close()
+    result = runner.invoke(app, ["quota", "--config", str(config), "--json"])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output)
+    day = today.strftime("%Y-%m-%d")
+    yesterday = (today - timedelta(days=1)).strftime("%Y-%m-%d")
+    assert body["calls"] == [
+        {"account": "hubspot-prod", "day": day, "calls": 1},
+        {"account": "salesforce-prod", "day": yesterday, "calls": 1},
+        {"account": "salesforce-prod", "day": day, "calls": 2},
+    ]
+    assert {(q["account"], q["window"], q["used"], q["limit"]) for q in body["quota"]} == {
+        ("hubspot-prod", "api-usage", 40, 15000),
+        ("salesforce-prod", "api-usage", 40, 15000),
+    }
+    table = runner.invoke(app, ["quota", "--config", str(config)])
+    assert table.exit_code == 0
+    assert re.search(rf"^salesforce-prod +{day} +2$", table.output, flags=re.MULTILINE)

@@ -11,6 +11,7 @@ import sqlite_utils
 
 from syncwatch import store as store_module
 from syncwatch.errors import StoreError, StoreVersionError
+from syncwatch.events import QuotaReading
 from syncwatch.store import APPLICATION_ID, SCHEMA_VERSION, ApiCall, Store, from_db_time, to_db_time
 
 T0 = datetime(2026, 10, 5, 9, 0, tzinfo=UTC)
@@ -190,3 +191,17 @@ def test_naive_times_are_refused() -> None:
     """A naive datetime is a bug upstream; the store will not guess its zone."""
     with pytest.raises(ValueError, match="timezone-aware"):
         to_db_time(datetime(2026, 1, 1))  # noqa: DTZ001
+
+
+def test_an_older_quota_reading_never_replaces_a_newer_one() -> None:
+    """Readings arrive out of order (concurrent calls); the latest observation wins."""
+    store = Store.open(":memory:")
+    now = datetime(2026, 10, 5, 12, tzinfo=UTC)
+    store.save_quota(QuotaReading("sf", "api-usage", "salesforce", 900, 1000, now))
+    store.save_quota(
+        QuotaReading("sf", "api-usage", "salesforce", 10, 1000, now - timedelta(hours=1))
+    )
+    (reading,) = store.latest_quota()
+    assert (reading.used, reading.observed_at) == (900, now)
+    store.save_quota(QuotaReading("sf", "api-usage", "salesforce", 950, 1000, now))
+    assert store.latest_quota()[0].used == 950

@@ -42,7 +42,8 @@ from syncwatch.config.templates import ProbeTemplate
 from syncwatch.durations import format_duration
 
 DEFAULT_PORT = 9851
-"""Where ``/metrics``, ``/healthz``, ``/status`` and ``/api`` are served unless ``listen`` says."""
+"""Where ``/metrics``, ``/healthz``, ``/status`` and ``/api`` are served unless ``listen`` says.
+unconfirmed: not registered on the Prometheus default-port-allocations wiki (range full)."""
 DEFAULT_LISTEN = f"127.0.0.1:{DEFAULT_PORT}"
 GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
