@@ -289,3 +289,18 @@ async def test_a_run_leaves_nothing_synthetic_behind(tmp_path: Path) -> None:
     rows = list(rig.store.db.query("select * from probes"))
     assert {r["state"] for r in rows} == {"cleaned"}
     assert all(r["finished_at"] for r in rows)
+
+
+async def test_a_lead_the_connector_delivered_twice_is_noted_and_both_records_deleted(
+    tmp_path: Path,
+) -> None:
+    """Under the connector's duplicate fault every probe has two Leads: both are deleted, and
+    the probe's detail says so (the earlier one is the probe's record)."""
+    rig = make_rig(tmp_path, Scenario(seed=5, faults=[FaultSpec(kind="duplicate")]))
+    tally = await rig.run_for(600, drain_s=1800)
+    assert tally.outcomes["ok"] >= 10
+    rows = list(rig.store.db.query("SELECT detail, destination_ref FROM probes"))
+    assert all(row["detail"] == "the connector created 2 records" for row in rows)
+    assert all(len(row["destination_ref"].split(",")) == 2 for row in rows)
+    state = await rig.sandbox_state()
+    assert (state["hubspot"]["synthetic"], state["salesforce"]["synthetic"]) == (0, 0)
