@@ -155,6 +155,10 @@ class ProbeEngine:
             outcome = "skipped" if attribution(exc.error_class) == "monitor" else "rejected"
             bound.warning("injection failed", error_class=exc.error_class, error=str(exc))
             return self._conclude(result, outcome, exc.error_class, None, str(exc), clean=True)
+        except Exception as exc:  # a bug of ours: the probe must still end, and be cleaned up
+            bound.exception("injection crashed")
+            why = f"internal error while injecting: {type(exc).__name__}"
+            return self._conclude(result, "skipped", "monitor", None, why, clean=True)
         self.store.update_probe(
             probe_id,
             state=IN_FLIGHT,

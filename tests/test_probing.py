@@ -638,3 +638,23 @@ def test_steady_looks_wait_at_most_one_cadence_for_a_first_look(
     newcomer = in_flight(rig, second_accepted_s, None)
     assert coalesced_tick([straggler, newcomer]) == T0 + timedelta(seconds=tick_s)
     assert coalesced_tick([straggler]) == T0 + timedelta(seconds=75)
+
+
+async def test_a_crashing_adapter_ends_the_probe_skipped_and_queued_for_clean_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in an adapter (not a vendor error) never leaves a probe half-done in memory."""
+    rig = make_rig(tmp_path)
+    daemon = rig.daemon()
+    integration = rig.config.integrations[0]
+
+    async def crash(probe: Probe) -> None:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(daemon.adapters.sources[integration.name], "inject", crash)
+    result = await daemon.engine.launch(integration, integration.templates[0])
+    assert (result.outcome, result.error_class) == ("skipped", "monitor")
+    assert result.detail == "internal error while injecting: KeyError"
+    assert result.probe_id in daemon.engine.cleaner.pending
+    row = rig.store.get_probe(result.probe_id)
+    assert row is not None and row["outcome"] == "skipped"
