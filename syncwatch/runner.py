@@ -7,7 +7,6 @@ tests can drive the same coroutines on a virtual clock.
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,6 +19,7 @@ from syncwatch.config import Config
 from syncwatch.daemon import Daemon, Tally
 from syncwatch.errors import UsageError
 from syncwatch.probing import Result
+from syncwatch.sla import nearest_rank
 from syncwatch.store import Store
 from syncwatch.vendors.registry import destination_key
 
@@ -97,15 +97,6 @@ class LatencySummary:
     probes: int
     p50_s: float | None
     p95_s: float | None
-
-
-def nearest_rank(values: Sequence[float], percentile: float) -> float | None:
-    """The ⌈p/100·n⌉-th smallest value (DESIGN §7.10's definition), None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    # p·n/100, not p/100·n: for a whole-number p the rank is then exact (7/100·100 is 7.000…1).
-    return ordered[max(math.ceil(percentile * len(ordered) / 100), 1) - 1]
 
 
 def summarise_latency(values: Sequence[float]) -> LatencySummary:
