@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from syncwatch import __version__
+from syncwatch.cli_sla import sla_app
 from syncwatch.errors import ConfigError, StoreError, SyncwatchError, UsageError
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="markdown",
 )
+app.add_typer(sla_app, name="sla")
 
 
 def parse_listen(value: str) -> tuple[str, int]:

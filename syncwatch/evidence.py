@@ -1,0 +1,172 @@
+"""The evidence file: probe results and API calls as JSON Lines (DESIGN §7).
+
+``syncwatch export events`` writes it from the store and ``syncwatch sla evaluate`` reads it, so
+anyone holding a claim's evidence file can recompute the claim. Reading is strict: a line that is
+not exactly an event is reported as ``file:line: reason`` and nothing is evaluated, because a
+claim computed from half its evidence is worse than none. Parsed by hand rather than through a
+model: a month of one-minute events for ten integrations is half a million lines.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from syncwatch.errors import ATTRIBUTION, ConfigError
+from syncwatch.lifecycle import OUTCOMES
+from syncwatch.sla import CallEvent, Event, ProbeEvent
+
+MAX_LISTED = 20
+"""Problems listed before the rest are only counted."""
+_PROBE_KEYS = {"kind", "integration", "started_at", "outcome", "error_class", "latency_s"}
+_CALL_KEYS = {"kind", "integration", "vendor", "at", "ok", "status", "error_class", "operation"}
+
+
+def read_events(path: Path) -> list[Event]:
+    """Every event in ``path``; ConfigError lists each bad line as ``file:line: reason``."""
+    try:
+        handle = path.open(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read the events file: {exc.strerror}"]) from exc
+    events: list[Event] = []
+    problems: list[str] = []
+    with handle:
+        try:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    events.append(parse_event(line))
+                except ValueError as exc:
+                    problems.append(f"{path}:{number}: {exc}")
+        except UnicodeDecodeError:
+            problems.append(f"{path}: not UTF-8 text")
+    if problems:
+        extra = len(problems) - MAX_LISTED
+        raise ConfigError(problems[:MAX_LISTED] + ([f"... and {extra} more"] if extra > 0 else []))
+    return events
+
+
+def parse_event(line: str) -> Event:
+    """One line as an event; ValueError says what is wrong with it."""
+    try:
+        raw = json.loads(line)
+    except ValueError:
+        raise ValueError("not a JSON object (truncated or not JSON)") from None
+    if not isinstance(raw, dict):
+        raise ValueError("not a JSON object")
+    kind = raw.get("kind")
+    if kind == "probe":
+        return _probe(raw)
+    if kind == "call":
+        return _call(raw)
+    raise ValueError('"kind" must be "probe" or "call"')
+
+
+def _probe(raw: dict[str, Any]) -> ProbeEvent:
+    _known_keys(raw, _PROBE_KEYS)
+    outcome = raw.get("outcome")
+    if outcome not in OUTCOMES:
+        raise ValueError(f'"outcome" must be one of {", ".join(OUTCOMES)}')
+    latency = raw.get("latency_s")
+    if latency is not None and (
+        isinstance(latency, bool)
+        or not isinstance(latency, int | float)
+        or not math.isfinite(latency)
+        or latency < 0
+    ):
+        raise ValueError('"latency_s" must be a number of seconds, at least 0, or null')
+    return ProbeEvent(
+        integration=_text(raw, "integration"),
+        started_at=_moment(raw, "started_at"),
+        outcome=outcome,
+        error_class=_error_class(raw),
+        latency_s=None if latency is None else float(latency),
+    )
+
+
+def _call(raw: dict[str, Any]) -> CallEvent:
+    _known_keys(raw, _CALL_KEYS)
+    ok = raw.get("ok")
+    if not isinstance(ok, bool):
+        raise ValueError('"ok" must be true or false')
+    error_class = _error_class(raw)
+    if not ok and error_class is None:
+        raise ValueError('a failed call ("ok": false) needs its "error_class"')
+    status = raw.get("status")
+    if status is not None and (isinstance(status, bool) or not isinstance(status, int)):
+        raise ValueError('"status" must be an HTTP status code or null')
+    integration = raw.get("integration")
+    if integration is not None and not isinstance(integration, str):
+        raise ValueError('"integration" must be text or null')
+    return CallEvent(
+        vendor=_text(raw, "vendor"),
+        at=_moment(raw, "at"),
+        ok=ok,
+        error_class=error_class,
+        status=status,
+        integration=integration,
+    )
+
+
+def _known_keys(raw: dict[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise ValueError(f"unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
+
+
+def _text(raw: dict[str, Any], key: str) -> str:
+    value = raw.get(key)
+    if not isinstance(value, str) or not value:
+        raise ValueError(f'"{key}" must be non-empty text')
+    return value
+
+
+def _moment(raw: dict[str, Any], key: str) -> datetime:
+    value = raw.get(key)
+    try:
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise ValueError(
+            f'"{key}" must be an ISO-8601 time with its offset, e.g. 2026-10-03T14:05:12Z'
+        )
+    return moment
+
+
+def _error_class(raw: dict[str, Any]) -> str | None:
+    value = raw.get("error_class")
+    if value is not None and value not in ATTRIBUTION:
+        raise ValueError(f'"error_class" must be one of {", ".join(ATTRIBUTION)}, or null')
+    return value
+
+
+def event_lines(events: Iterable[Event]) -> Iterator[str]:
+    """Events as JSON Lines, in the shape ``read_events`` takes back."""
+    for event in events:
+        if isinstance(event, ProbeEvent):
+            record: dict[str, Any] = {
+                "kind": "probe",
+                "integration": event.integration,
+                "started_at": _z(event.started_at),
+                "outcome": event.outcome,
+            }
+            if event.error_class is not None:
+                record["error_class"] = event.error_class
+            if event.latency_s is not None:
+                record["latency_s"] = event.latency_s
+        else:
+            record = {"kind": "call", "vendor": event.vendor, "at": _z(event.at), "ok": event.ok}
+            for key in ("status", "error_class", "integration"):
+                if getattr(event, key) is not None:
+                    record[key] = getattr(event, key)
+        yield json.dumps(record, separators=(",", ":")) + "\n"
+
+
+def _z(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
