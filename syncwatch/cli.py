@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from syncwatch import __version__
-from syncwatch.cli_sla import sla_app
+from syncwatch.cli_claims import export_app, report_app, sla_app
 from syncwatch.errors import ConfigError, StoreError, SyncwatchError, UsageError
 
 if TYPE_CHECKING:
@@ -34,6 +34,8 @@ app = typer.Typer(
     rich_markup_mode="markdown",
 )
 app.add_typer(sla_app, name="sla")
+app.add_typer(export_app, name="export")
+app.add_typer(report_app, name="report")
 
 
 def parse_listen(value: str) -> tuple[str, int]:

@@ -12,13 +12,16 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from syncwatch.config import Contract
 from syncwatch.errors import ATTRIBUTION, ConfigError
 from syncwatch.lifecycle import OUTCOMES
-from syncwatch.sla import CallEvent, Event, ProbeEvent
+from syncwatch.sla import CallEvent, Event, ProbeEvent, month_period, parse_month
+from syncwatch.sla.periods import previous_month
+from syncwatch.store import Store, from_db_time
 
 MAX_LISTED = 20
 """Problems listed before the rest are only counted."""
@@ -170,3 +173,52 @@ def event_lines(events: Iterable[Event]) -> Iterator[str]:
 
 def _z(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
+
+
+def evidence_window(contracts: Iterable[Contract], month: str) -> tuple[datetime, datetime]:
+    """The UTC range whose events decide ``month`` for every contract.
+
+    It covers each contract's local month and, before it, as many months as its termination
+    right looks back (``termination_after``), so consecutive misses are decided by the same
+    evidence everywhere: ``export events`` writes exactly this range, and ``report credits``
+    reads exactly this range from the store. That is what makes the two agree.
+    """
+    contracts = list(contracts)
+    if not contracts:
+        year, number = parse_month(month)
+        following = (year + number // 12, number % 12 + 1)
+        return datetime(year, number, 1, tzinfo=UTC), datetime(*following, 1, tzinfo=UTC)
+    starts, ends = [], []
+    for contract in contracts:
+        first = month
+        for _ in range((contract.termination_after or 1) - 1):
+            first = previous_month(first)
+        starts.append(month_period(contract, first).start)
+        ends.append(month_period(contract, month).end)
+    return min(starts), max(ends)
+
+
+def stored_events(store: Store, since: datetime, until: datetime) -> list[Event]:
+    """The store's concluded probes and calls in [since, until) as evidence events."""
+    events: list[Event] = [
+        ProbeEvent(
+            integration=row["integration"],
+            started_at=from_db_time(row["scheduled_at"]),
+            outcome=row["outcome"],
+            error_class=row["error_class"],
+            latency_s=row["latency_s"],
+        )
+        for row in store.concluded_probes_between(since, until)
+    ]
+    events.extend(
+        CallEvent(
+            vendor=row["vendor"],
+            at=from_db_time(row["at"]),
+            ok=row["error_class"] is None,
+            error_class=row["error_class"],
+            status=row["status"],
+            integration=row["integration"],
+        )
+        for row in store.calls_between(since, until)
+    )
+    return events

@@ -85,8 +85,18 @@ def _v1_initial(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v2_time_indexes(db: sqlite_utils.Database) -> None:
+    """Evidence exports and monthly reports read every probe and call of a time range."""
+    db.executescript(
+        """
+        CREATE INDEX api_calls_by_time ON api_calls (at);
+        CREATE INDEX probes_by_time ON probes (scheduled_at);
+        """
+    )
+
+
 #: MIGRATIONS[n] takes a database from schema version n to n + 1.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_initial]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_initial, _v2_time_indexes]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -247,6 +257,24 @@ class Store:
         if account is None:
             return self.db.query("SELECT * FROM api_calls ORDER BY id")
         return self.db.query("SELECT * FROM api_calls WHERE account = ? ORDER BY id", [account])
+
+    def concluded_probes_between(
+        self, since: datetime, until: datetime
+    ) -> Iterator[dict[str, Any]]:
+        """Probes with an outcome, scheduled in [since, until), oldest first (the evidence)."""
+        return self.db.query(
+            "SELECT integration, scheduled_at, outcome, error_class, latency_s FROM probes "
+            "WHERE scheduled_at >= ? AND scheduled_at < ? AND outcome IS NOT NULL "
+            "ORDER BY scheduled_at, probe_id",
+            [to_db_time(since), to_db_time(until)],
+        )
+
+    def calls_between(self, since: datetime, until: datetime) -> Iterator[dict[str, Any]]:
+        """Every API call made in [since, until), oldest first."""
+        return self.db.query(
+            "SELECT * FROM api_calls WHERE at >= ? AND at < ? ORDER BY at, id",
+            [to_db_time(since), to_db_time(until)],
+        )
 
     def calls_per_day(self, since: datetime) -> list[tuple[str, str, int]]:
         """``(account, UTC day, calls)`` since ``since``: what the monitor itself spent."""

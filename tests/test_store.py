@@ -52,23 +52,39 @@ def test_reopening_keeps_data_and_does_not_migrate_again(tmp_path: Path) -> None
 def test_migrations_run_forward_from_an_older_version(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A database at version 1 is brought to version 2 by the next migration, once."""
+    """A database at the current version is brought one further by a new migration, once."""
     path = tmp_path / "s.db"
     Store.open(path).close()
     ran: list[int] = []
+    current = store_module.SCHEMA_VERSION
 
-    def v2(db: sqlite_utils.Database) -> None:
-        ran.append(2)
+    def next_version(db: sqlite_utils.Database) -> None:
+        ran.append(current + 1)
         db.execute("ALTER TABLE probes ADD COLUMN extra TEXT")
 
-    monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS, v2])
-    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS, next_version])
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", current + 1)
     store = Store.open(path)
-    assert ran == [2]
-    assert store.schema_version == 2
+    assert ran == [current + 1]
+    assert store.schema_version == current + 1
     assert "extra" in store.probe_columns()
     Store.open(path)
-    assert ran == [2]
+    assert ran == [current + 1]
+
+
+def test_a_version_1_database_gains_the_time_indexes(tmp_path: Path) -> None:
+    """Migration 2 adds the indexes evidence exports read by time, to an existing file."""
+    path = tmp_path / "v1.db"
+    db = sqlite_utils.Database(path)
+    store_module.MIGRATIONS[0](db)
+    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    db.execute("PRAGMA user_version = 1")
+    db.close()
+    store = Store.open(path)
+    assert store.schema_version == SCHEMA_VERSION >= 2
+    assert {"api_calls_by_time", "probes_by_time"} <= {
+        row[0] for row in store.db.execute("SELECT name FROM sqlite_master WHERE type='index'")
+    }
 
 
 def test_a_newer_database_is_refused(tmp_path: Path) -> None:

@@ -67,10 +67,10 @@ def excluded_mask(contract: Contract, period: Period) -> bytearray:
                 start, end = _local_span(
                     contract, day, contract.calendar.start, contract.calendar.end
                 )
-                _mark(mask, period, start, end, 0)
+                mark(mask, period, start, end, 0)
     for window in contract.maintenance:
         if isinstance(window, OneOffWindow):
-            _mark(mask, period, window.start, window.end, 1)
+            mark(mask, period, window.start, window.end, 1)
         else:
             _mark_weekly(mask, contract, period, window)
     return mask
@@ -80,7 +80,7 @@ def _mark_weekly(mask: bytearray, contract: Contract, period: Period, window: We
     for day in _local_days(contract, period):
         if WEEKDAYS[day.weekday()] == window.weekly:
             start, end = _local_span(contract, day, window.start, window.end)
-            _mark(mask, period, start, end, 1)
+            mark(mask, period, start, end, 1)
 
 
 def _holidays(contract: Contract, period: Period) -> set[date]:
@@ -109,7 +109,7 @@ def _local_span(contract: Contract, day: date, start: time, end: time) -> tuple[
     return begins, datetime.combine(end_day, end, tzinfo=zone).astimezone(UTC)
 
 
-def _mark(mask: bytearray, period: Period, start: datetime, end: datetime, value: int) -> None:
+def mark(mask: bytearray, period: Period, start: datetime, end: datetime, value: int) -> None:
     """Set every minute whose start lies in [start, end)."""
     first = max(0, math.ceil((start - period.start) / MINUTE))
     last = min(len(mask), math.ceil((end - period.start) / MINUTE))

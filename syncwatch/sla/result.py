@@ -30,6 +30,7 @@ from syncwatch.sla.periods import (
     MINUTE,
     Period,
     excluded_mask,
+    mark,
     month_period,
     parse_month,
     previous_month,
@@ -178,10 +179,16 @@ def _incident_json(incident: Incident) -> dict[str, Any]:
     }
 
 
-def evaluate(contract: Contract, month: str, events: Iterable[Event]) -> SlaResult:
-    """The month's result for one contract, from every event given (DESIGN §7)."""
+def evaluate(
+    contract: Contract, month: str, events: Iterable[Event], *, until: datetime | None = None
+) -> SlaResult:
+    """The month's result for one contract, from every event given (DESIGN §7).
+
+    ``until`` makes it month-to-date: minutes from then on have not happened yet and count as
+    excluded, so a policy of ``unknown: down`` does not charge the vendor for the future.
+    """
     kept = events if isinstance(events, list) else list(events)
-    figures = _month(contract, month, kept)
+    figures = _month(contract, month, kept, until)
     counts, intervals, period, buckets = figures
     percent, amount = credit_amount(contract, credit_percent(contract, counts.uptime))
     met = (
@@ -220,11 +227,14 @@ def evaluate(contract: Contract, month: str, events: Iterable[Event]) -> SlaResu
 
 
 def _month(
-    contract: Contract, month: str, events: list[Event]
+    contract: Contract, month: str, events: list[Event], until: datetime | None = None
 ) -> tuple[Counts, list[Interval], Period, dict[int, Bucket]]:
     period = month_period(contract, month)
     buckets = bucket_events(contract, period, events)
-    intervals = interval_statuses(contract, period, excluded_mask(contract, period), buckets)
+    mask = excluded_mask(contract, period)
+    if until is not None:
+        mark(mask, period, until, period.end, 1)
+    intervals = interval_statuses(contract, period, mask, buckets)
     return count_minutes(contract, period, intervals), intervals, period, buckets
 
 

@@ -1,0 +1,190 @@
+"""Claims on the command line: ``sla evaluate`` (from an evidence file, no store needed),
+``export events`` (the evidence file, from the store) and ``report credits`` (the claims)."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from syncwatch.errors import ConfigError, StoreError
+
+if TYPE_CHECKING:
+    from syncwatch.config import Config
+    from syncwatch.store import Store
+
+EXIT_BAD_INPUT = 2
+
+sla_app = typer.Typer(
+    help="Contract uptime, service credits and claim deadlines (DESIGN §7).",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+
+
+export_app = typer.Typer(help="Write stored evidence out.", no_args_is_help=True)
+report_app = typer.Typer(help="Monthly reports from the store.", no_args_is_help=True)
+
+
+class Format(StrEnum):
+    json = "json"
+    table = "table"
+
+
+class ReportFormat(StrEnum):
+    csv = "csv"
+    json = "json"
+    html = "html"
+
+
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="The YAML config file.")]
+MonthOption = Annotated[str, typer.Option(help="The month, YYYY-MM (each contract's local month).")]
+
+
+def fail(problems: list[str]) -> typer.Exit:
+    """Print every problem on stderr; exit 2 (bad input)."""
+    for problem in problems:
+        typer.echo(problem, err=True)
+    return typer.Exit(EXIT_BAD_INPUT)
+
+
+@sla_app.command("evaluate")
+def evaluate(
+    contract: Annotated[Path, typer.Option(help="The contract YAML (the config's shape).")],
+    events: Annotated[Path, typer.Option(help="JSON Lines events: probes and calls.")],
+    month: Annotated[str, typer.Option(help="The month, YYYY-MM, in the contract's time zone.")],
+    output_format: Annotated[
+        Format, typer.Option("--format", help="json (the result object) or table.")
+    ] = Format.json,
+) -> None:
+    """Compute one contract's month from an evidence file, exactly as the contract words it.
+
+    The events file is what `syncwatch export events` writes (one JSON object per line, `kind`
+    `probe` or `call`), so anyone holding a claim's evidence can recompute it. A malformed
+    line, a bad contract or a bad month exits 2 naming the file, line or key and the reason.
+    """
+    from syncwatch.config import load_contract
+    from syncwatch.evidence import read_events
+    from syncwatch.sla import evaluate as evaluate_month
+    from syncwatch.sla import parse_month
+
+    try:
+        parse_month(month)
+    except ValueError as exc:
+        raise fail([f"--month: {exc}"]) from None
+    try:
+        loaded = load_contract(contract)
+        result = evaluate_month(loaded, month, read_events(events)).to_json()
+    except ConfigError as exc:
+        raise fail(exc.problems) from None
+    if output_format is Format.json:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        typer.echo(table(result))
+
+
+def table(result: dict[str, Any]) -> str:
+    """The result as aligned ``key  value`` lines, incidents listed under it."""
+    shown = {k: v for k, v in result.items() if k not in ("latency", "incidents")}
+    latency = result.get("latency") or {}
+    for key, value in latency.items():
+        shown[f"latency.{key}"] = value
+    width = max(len(key) for key in shown)
+    lines = [f"{key:<{width}}  {'' if value is None else value}" for key, value in shown.items()]
+    for incident in result.get("incidents", []):
+        lines.append(
+            f"incident  {incident['start']} → {incident['end']}  {incident['minutes']} min  "
+            f"{incident['dominant_error_class'] or ''}"
+        )
+    return "\n".join(lines)
+
+
+def _config_and_store(config: Path, month: str) -> tuple[Config, Store]:
+    from syncwatch.config import load_config
+    from syncwatch.sla import parse_month
+    from syncwatch.store import Store
+
+    try:
+        parse_month(month)
+    except ValueError as exc:
+        raise fail([f"--month: {exc}"]) from None
+    try:
+        loaded = load_config(config)
+    except ConfigError as exc:
+        raise fail(exc.problems) from None
+    if not loaded.database.exists():
+        raise fail([f"{loaded.database}: no database yet (has `syncwatch run` been started?)"])
+    try:
+        return loaded, Store.open(loaded.database)
+    except StoreError as exc:
+        raise fail([str(exc)]) from None
+
+
+def _write(text: str, output: Path | None) -> None:
+    if output is None or str(output) == "-":
+        typer.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise fail([f"--output: cannot write {output}: {exc.strerror}"]) from None
+    typer.echo(f"wrote {output}", err=True)
+
+
+@export_app.command("events")
+def export_events(
+    config: ConfigOption,
+    month: MonthOption,
+    output: Annotated[
+        Path | None, typer.Option(help="Where to write the JSON Lines (default: stdout).")
+    ] = None,
+) -> None:
+    """Write the month's probes and API calls as JSON Lines: the evidence behind its claims.
+
+    The range covers every contract's local month and the months its termination right looks
+    back, so `sla evaluate` on this file gives exactly what `report credits` gives.
+    """
+    from syncwatch.evidence import event_lines, evidence_window, stored_events
+
+    loaded, store = _config_and_store(config, month)
+    try:
+        since, until = evidence_window(loaded.contracts, month)
+        text = "".join(event_lines(stored_events(store, since, until)))
+    finally:
+        store.close()
+    _write(text, output)
+
+
+@report_app.command("credits")
+def report_credits(
+    config: ConfigOption,
+    month: MonthOption,
+    output_format: Annotated[
+        ReportFormat, typer.Option("--format", help="csv or json (a row per contract), or html.")
+    ] = ReportFormat.html,
+    output: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
+) -> None:
+    """Every contract's service-credit claim for the month, from the stored evidence.
+
+    HTML is a printable claim per contract: uptime against the objective, tier, credit and
+    amount, claim deadline, consecutive misses, the downtime with its causes, latency, MTTR,
+    API success and quota use, and how to recompute it from `export events`.
+    """
+    from syncwatch.clock import RealClock
+    from syncwatch.reports import build_claims, render_csv, render_html, render_json
+
+    loaded, store = _config_and_store(config, month)
+    try:
+        claims = build_claims(loaded, store, month)
+    finally:
+        store.close()
+    if output_format is ReportFormat.csv:
+        text = render_csv(claims)
+    elif output_format is ReportFormat.json:
+        text = render_json(claims)
+    else:
+        text = render_html(claims, month, RealClock().now(), str(config))
+    _write(text, output)
