@@ -29,6 +29,7 @@ from syncwatch.events import ApiCall, QuotaFigure
 from syncwatch.http import NetworkHealth
 from syncwatch.metrics import Metrics
 from syncwatch.probing import ProbeEngine, Result
+from syncwatch.reports import month_to_date, month_to_date_events
 from syncwatch.store import Store
 from syncwatch.vendors.base import Wiring
 from syncwatch.vendors.registry import Adapters, build_adapters
@@ -43,6 +44,8 @@ IDLE_WAKE_S = 30.0
 CLEANUP_CHECK_S = 30.0
 SWEEP_EVERY = timedelta(days=1)
 SELF_CHECK_EVERY_S = 30.0
+SLA_REFRESH_S = 300.0
+"""How often the month-to-date uptime and credit gauges are recomputed (served from cache)."""
 POLL_JITTER_S = 1.0
 """Ticks are spread by up to a second: no thundering herd, and Date headers sampled at varied
 sub-second phases let the clock-offset bounds narrow (see ``http.ClockOffset``)."""
@@ -138,7 +141,7 @@ class Daemon:
             for i in self.config.integrations
             for run in i.templates
         ]
-        loops = [self._poll_loop(), self._cleanup_loop(), self._sweep_loop()]
+        loops = [self._poll_loop(), self._cleanup_loop(), self._sweep_loop(), self._sla_loop()]
         if self.config.self_check_url:
             loops.append(self._self_check_loop(str(self.config.self_check_url)))
         tasks = [asyncio.ensure_future(loop) for loop in loops]
@@ -247,6 +250,21 @@ class Daemon:
         while True:
             await self.clock.sleep(SWEEP_EVERY.total_seconds())
             await self._guarded("daily sweep", self.engine.cleaner.sweep)
+
+    async def _sla_loop(self) -> None:
+        """Month-to-date contract figures for /metrics: read on the loop, computed off it."""
+        if not self.config.contracts:
+            return
+        while True:
+            await self._guarded("month-to-date SLA", self._refresh_sla)
+            await self.clock.sleep(SLA_REFRESH_S)
+
+    async def _refresh_sla(self) -> None:
+        now = self.clock.now()
+        events = month_to_date_events(self.config, self.store, now)
+        figures = await asyncio.to_thread(month_to_date, self.config, events, now)
+        for contract, (uptime, credit) in figures.items():
+            self.metrics.set_contract_figures(contract, uptime, credit)
 
     async def _self_check_loop(self, url: str) -> None:
         """Our own network: while it fails, transport errors are ours, not the vendor's.

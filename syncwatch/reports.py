@@ -21,7 +21,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from syncwatch.config import Config, Contract
 from syncwatch.evidence import evidence_window, stored_events
-from syncwatch.sla import CallEvent, Event, SlaResult, evaluate
+from syncwatch.sla import CallEvent, Event, SlaResult, evaluate, month_period
 from syncwatch.sla.intervals import VENDOR_CLASSES
 from syncwatch.store import Store
 
@@ -194,3 +194,31 @@ def _view(claim: Claim) -> dict[str, Any]:
         if claim.peak_quota is None
         else f"{claim.peak_quota[0]:,} of {claim.peak_quota[1]:,} (daily, at its highest)",
     }
+
+
+def month_to_date_events(config: Config, store: Store, now: datetime) -> list[Event]:
+    """The stored events of every contract's current local month (read on the daemon's loop)."""
+    periods = [month_period(c, _local_month(c, now)) for c in config.contracts]
+    if not periods:
+        return []
+    return stored_events(store, min(p.start for p in periods), max(p.end for p in periods))
+
+
+def month_to_date(
+    config: Config, events: list[Event], now: datetime
+) -> dict[str, tuple[float | None, float | None]]:
+    """Each contract's (uptime ratio, credit ratio) for its local month up to ``now``: the
+    figures behind ``syncwatch_uptime_ratio`` and ``syncwatch_service_credit_ratio``. Pure, so
+    the daemon runs it off its event loop."""
+    figures: dict[str, tuple[float | None, float | None]] = {}
+    for contract in config.contracts:
+        result = evaluate(contract, _local_month(contract, now), events, until=now)
+        if result.uptime is None:
+            figures[contract.name] = (None, None)
+        else:
+            figures[contract.name] = (float(result.uptime), float(result.credit_percent / 100))
+    return figures
+
+
+def _local_month(contract: Contract, now: datetime) -> str:
+    return now.astimezone(contract.zone).strftime("%Y-%m")
