@@ -9,12 +9,13 @@ model: a month of one-minute events for ten integrations is half a million lines
 
 from __future__ import annotations
 
+import gc
 import json
-import math
-from collections.abc import Iterable, Iterator
+import sys
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from syncwatch.config import Contract
 from syncwatch.errors import ATTRIBUTION, ConfigError
@@ -27,6 +28,7 @@ MAX_LISTED = 20
 """Problems listed before the rest are only counted."""
 _PROBE_KEYS = {"kind", "integration", "started_at", "outcome", "error_class", "latency_s"}
 _CALL_KEYS = {"kind", "integration", "vendor", "at", "ok", "status", "error_class", "operation"}
+_LARGEST = sys.float_info.max
 
 
 def read_events(path: Path) -> list[Event]:
@@ -37,30 +39,48 @@ def read_events(path: Path) -> list[Event]:
         raise ConfigError([f"{path}: cannot read the events file: {exc.strerror}"]) from exc
     events: list[Event] = []
     problems: list[str] = []
-    with handle:
-        try:
+    append = events.append
+    # Half a million small objects that all survive: the cyclic collector would walk them again
+    # and again for nothing (about a fifth of the time), and events hold no cycles.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        with handle:
             for number, line in enumerate(handle, start=1):
                 if not line.strip():
                     continue
                 try:
-                    events.append(parse_event(line))
+                    append(parse_event(line))
                 except ValueError as exc:
                     problems.append(f"{path}:{number}: {exc}")
-        except UnicodeDecodeError:
-            problems.append(f"{path}: not UTF-8 text")
+    except UnicodeDecodeError:
+        problems.append(f"{path}: not UTF-8 text")
+    finally:
+        if collecting:
+            gc.enable()
     if problems:
         extra = len(problems) - MAX_LISTED
         raise ConfigError(problems[:MAX_LISTED] + ([f"... and {extra} more"] if extra > 0 else []))
     return events
 
 
+_Scanner = Callable[[str, int], tuple[Any, int]]
+_scan: _Scanner = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # not in typeshed
+"""The C scanner behind ``json.loads``, called directly: half the time per line, and exactly
+the same grammar (only the caller's whitespace handling and end check are redone below)."""
+_JSON_SPACE = " \t\n\r"
+
+
 def parse_event(line: str) -> Event:
     """One line as an event; ValueError says what is wrong with it."""
+    text = line.strip(_JSON_SPACE)
     try:
-        raw = json.loads(line)
-    except ValueError:
-        raise ValueError("not a JSON object (truncated or not JSON)") from None
-    if not isinstance(raw, dict):
+        raw, end = _scan(text, 0)
+    except (StopIteration, ValueError, RecursionError):  # RecursionError: [[[[… nested deep
+        end = -1
+    if end != len(text):
+        raise ValueError("not a JSON object (truncated or not JSON)")
+    if type(raw) is not dict:
         raise ValueError("not a JSON object")
     kind = raw.get("kind")
     if kind == "probe":
@@ -71,40 +91,41 @@ def parse_event(line: str) -> Event:
 
 
 def _probe(raw: dict[str, Any]) -> ProbeEvent:
-    _known_keys(raw, _PROBE_KEYS)
+    if not raw.keys() <= _PROBE_KEYS:
+        _unknown_key(raw, _PROBE_KEYS)
     outcome = raw.get("outcome")
-    if outcome not in OUTCOMES:
+    if type(outcome) is not str or outcome not in OUTCOMES:
         raise ValueError(f'"outcome" must be one of {", ".join(OUTCOMES)}')
     latency = raw.get("latency_s")
-    if latency is not None and (
-        isinstance(latency, bool)
-        or not isinstance(latency, int | float)
-        or not math.isfinite(latency)
-        or latency < 0
-    ):
-        raise ValueError('"latency_s" must be a number of seconds, at least 0, or null')
+    if latency is not None:
+        # type() rather than isinstance: true and false are ints to Python, not seconds.
+        # The upper bound refuses inf and integers too large to be a float; NaN fails both.
+        if type(latency) not in (int, float) or not 0 <= latency <= _LARGEST:
+            raise ValueError('"latency_s" must be a number of seconds, at least 0, or null')
+        latency = float(latency)
     return ProbeEvent(
         integration=_text(raw, "integration"),
         started_at=_moment(raw, "started_at"),
         outcome=outcome,
         error_class=_error_class(raw),
-        latency_s=None if latency is None else float(latency),
+        latency_s=latency,
     )
 
 
 def _call(raw: dict[str, Any]) -> CallEvent:
-    _known_keys(raw, _CALL_KEYS)
+    if not raw.keys() <= _CALL_KEYS:
+        _unknown_key(raw, _CALL_KEYS)
     ok = raw.get("ok")
-    if not isinstance(ok, bool):
+    if type(ok) is not bool:
         raise ValueError('"ok" must be true or false')
     error_class = _error_class(raw)
     if not ok and error_class is None:
         raise ValueError('a failed call ("ok": false) needs its "error_class"')
     status = raw.get("status")
-    if status is not None and (isinstance(status, bool) or not isinstance(status, int)):
+    if status is not None and type(status) is not int:
         raise ValueError('"status" must be an HTTP status code or null')
     integration = raw.get("integration")
-    if integration is not None and not isinstance(integration, str):
+    if integration is not None and type(integration) is not str:
         raise ValueError('"integration" must be text or null')
     return CallEvent(
         vendor=_text(raw, "vendor"),
@@ -116,15 +137,14 @@ def _call(raw: dict[str, Any]) -> CallEvent:
     )
 
 
-def _known_keys(raw: dict[str, Any], allowed: set[str]) -> None:
+def _unknown_key(raw: dict[str, Any], allowed: set[str]) -> NoReturn:
     unknown = sorted(set(raw) - allowed)
-    if unknown:
-        raise ValueError(f"unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
+    raise ValueError(f"unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
 
 
 def _text(raw: dict[str, Any], key: str) -> str:
     value = raw.get(key)
-    if not isinstance(value, str) or not value:
+    if type(value) is not str or not value:
         raise ValueError(f'"{key}" must be non-empty text')
     return value
 
@@ -132,7 +152,7 @@ def _text(raw: dict[str, Any], key: str) -> str:
 def _moment(raw: dict[str, Any], key: str) -> datetime:
     value = raw.get(key)
     try:
-        moment = datetime.fromisoformat(value) if isinstance(value, str) else None
+        moment = datetime.fromisoformat(value) if type(value) is str else None
     except ValueError:
         moment = None
     if moment is None or moment.tzinfo is None:
@@ -144,7 +164,7 @@ def _moment(raw: dict[str, Any], key: str) -> datetime:
 
 def _error_class(raw: dict[str, Any]) -> str | None:
     value = raw.get("error_class")
-    if value is not None and value not in ATTRIBUTION:
+    if value is not None and (type(value) is not str or value not in ATTRIBUTION):
         raise ValueError(f'"error_class" must be one of {", ".join(ATTRIBUTION)}, or null')
     return value
 

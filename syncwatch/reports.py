@@ -25,6 +25,9 @@ from syncwatch.sla import CallEvent, Event, SlaResult, evaluate, month_period
 from syncwatch.sla.intervals import VENDOR_CLASSES
 from syncwatch.store import Store
 
+VENDOR_TITLES = {"hubspot": "HubSpot", "salesforce": "Salesforce"}
+"""Vendors as they spell themselves, for the document that is sent to them."""
+
 CSV_COLUMNS = (
     "contract",
     "vendor",
@@ -167,8 +170,10 @@ def _view(claim: Claim) -> dict[str, Any]:
     local = "%Y-%m-%d %H:%M %Z"
     uptime = "n/a (no evidence)" if result.uptime is None else f"{float(result.uptime * 100):.4f} %"
     latency = result.latency
+    vendor = claim.contract.vendor
     return {
         "contract": claim.contract,
+        "vendor": VENDOR_TITLES.get(vendor, vendor.capitalize()),
         "result": result,
         "period": f"{result.period_start.astimezone(zone).strftime(local)} to "
         f"{result.period_end.astimezone(zone).strftime(local)}",
