@@ -323,6 +323,34 @@ def test_contract_file_loads_standalone(tmp_path: Path) -> None:
     assert [str(tier.below) for tier in contract.credits] == ["99.9", "99.0", "95.0"]
 
 
+@pytest.mark.parametrize(
+    ("holidays", "problem"),
+    [
+        (
+            {"country": "XX"},
+            "calendar.holidays.country: no holiday calendar is known for this country",
+        ),
+        (
+            {"country": "US", "subdivision": "ZZ"},
+            "calendar.holidays: subdivision 'ZZ' is not one of US's (AK, AL, AR, AS, AZ, CA, …)",
+        ),
+    ],
+)
+def test_holiday_calendars_must_exist(
+    tmp_path: Path, holidays: dict[str, str], problem: str
+) -> None:
+    """A holiday country or region the holidays package does not know is refused on load,
+    not discovered by a traceback at the month's end."""
+    raw = yaml.safe_load((REPO / "config" / "syncwatch.example.yaml").read_text(encoding="utf-8"))
+    contract = raw["contracts"][0]
+    contract["calendar"] = {"days": ["mon"], "start": "08:00", "end": "18:00", "holidays": holidays}
+    path = tmp_path / "contract.yaml"
+    path.write_text(yaml.safe_dump(contract), encoding="utf-8")
+    with pytest.raises(ConfigError) as raised:
+        load_contract(path)
+    assert raised.value.problems == [f"{path}: {problem}"]
+
+
 def test_union_tags_are_known_to_the_error_formatter() -> None:
     """Every tag of a tagged union is stripped from key paths, so the set must stay complete."""
     schema = str(Config.model_json_schema())

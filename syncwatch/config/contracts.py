@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import holidays
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -74,8 +75,27 @@ class DowntimeRule(Strict):
 
 
 class Holidays(Strict):
+    """Public holidays from the ``holidays`` package, which knows the country and region."""
+
     country: Annotated[str, AfterValidator(matches(r"[A-Z]{2}", "US (ISO 3166 alpha-2)"))]
     subdivision: str | None = None
+
+    @field_validator("country")
+    @classmethod
+    def _known_country(cls, country: str) -> str:
+        if country not in holidays.list_supported_countries():
+            raise ValueError("no holiday calendar is known for this country")
+        return country
+
+    @model_validator(mode="after")
+    def _known_subdivision(self) -> Holidays:
+        known = holidays.list_supported_countries().get(self.country, [])
+        if self.subdivision is not None and self.subdivision not in known:
+            sample = ", ".join(known[:6]) or "none"
+            raise ValueError(
+                f"subdivision {self.subdivision!r} is not one of {self.country}'s ({sample}, …)"
+            )
+        return self
 
 
 class Calendar(Strict):

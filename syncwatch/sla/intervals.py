@@ -73,14 +73,18 @@ def bucket_events(contract: Contract, period: Period, events: Iterable[Event]) -
         if not period.start <= moment < period.end:
             continue
         if isinstance(event, CallEvent):
-            if event.vendor != contract.vendor:
-                continue
-            bucket = buckets.setdefault((moment - period.start) // width, Bucket())
-            _add_call(bucket, event)
+            if event.vendor == contract.vendor:
+                _add_call(_bucket(buckets, (moment - period.start) // width), event)
         elif event.integration in covered:
-            bucket = buckets.setdefault((moment - period.start) // width, Bucket())
-            _add_probe(bucket, event, contract)
+            _add_probe(_bucket(buckets, (moment - period.start) // width), event, contract)
     return buckets
+
+
+def _bucket(buckets: dict[int, Bucket], index: int) -> Bucket:
+    bucket = buckets.get(index)
+    if bucket is None:
+        bucket = buckets[index] = Bucket()
+    return bucket
 
 
 def _add_call(bucket: Bucket, call: CallEvent) -> None:

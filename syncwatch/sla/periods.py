@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -12,6 +13,7 @@ import holidays
 from syncwatch.config.contracts import Contract, OneOffWindow, WeeklyWindow
 
 MINUTE = timedelta(minutes=1)
+_MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -29,13 +31,10 @@ class Period:
 
 def parse_month(month: str) -> tuple[int, int]:
     """``2026-10`` → (2026, 10); ValueError with the reason otherwise."""
-    try:
-        year, number = (int(part) for part in month.split("-"))
-    except ValueError:
-        raise ValueError(f"{month!r} is not a month; write YYYY-MM, e.g. 2026-10") from None
-    if not (1 <= number <= 12 and 1970 <= year <= 9998) or len(month) != 7:
+    match = _MONTH.fullmatch(month)
+    if match is None or not 1 <= int(match[2]) <= 12 or int(match[1]) < 1970:
         raise ValueError(f"{month!r} is not a month; write YYYY-MM, e.g. 2026-10")
-    return year, number
+    return int(match[1]), int(match[2])
 
 
 def month_period(contract: Contract, month: str) -> Period:

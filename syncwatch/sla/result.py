@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import math
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -187,7 +188,8 @@ def evaluate(
     ``until`` makes it month-to-date: minutes from then on have not happened yet and count as
     excluded, so a policy of ``unknown: down`` does not charge the vendor for the future.
     """
-    kept = events if isinstance(events, list) else list(events)
+    by_month = partition_by_month(contract, month, events)
+    kept = by_month.get(month, [])
     figures = _month(contract, month, kept, until)
     counts, intervals, period, buckets = figures
     percent, amount = credit_amount(contract, credit_percent(contract, counts.uptime))
@@ -196,7 +198,7 @@ def evaluate(
         if counts.uptime is None
         else counts.uptime * 100 >= Fraction(contract.objective_percent)
     )
-    misses = _consecutive_misses(contract, month, kept, met)
+    misses = _consecutive_misses(contract, month, by_month, met)
     incidents = _incidents(period, intervals, buckets, contract.interval_minutes)
     closed = [incident.minutes for incident in incidents if incident.closed]
     return SlaResult(
@@ -239,19 +241,48 @@ def _month(
 
 
 def _consecutive_misses(
-    contract: Contract, month: str, events: list[Event], met: bool | None
+    contract: Contract, month: str, by_month: dict[str, list[Event]], met: bool | None
 ) -> int:
     """Missed months ending at this one; a month with no uptime ends the run (DESIGN §7.8)."""
     if met is not False:
         return 0
-    earliest = min((_moment(event) for event in events), default=None)
     misses, current = 1, previous_month(month)
-    while earliest is not None and month_period(contract, current).end > earliest:
-        uptime = _month(contract, current, events)[0].uptime
+    while current in by_month:
+        uptime = _month(contract, current, by_month[current])[0].uptime
         if uptime is None or uptime * 100 >= Fraction(contract.objective_percent):
             break
         misses, current = misses + 1, previous_month(current)
     return misses
+
+
+MAX_MONTHS_BACK = 120
+"""How far back consecutive misses look: ten years of evidence is more than any contract asks."""
+
+
+def partition_by_month(
+    contract: Contract, month: str, events: Iterable[Event]
+) -> dict[str, list[Event]]:
+    """The events of ``month`` and of each earlier local month, in one pass.
+
+    Consecutive misses need earlier months; sorting each event into its month once (a binary
+    search over month starts) keeps that from re-reading every event for every month.
+    """
+    kept = events if isinstance(events, list) else list(events)
+    earliest = min((_moment(event) for event in kept), default=None)
+    months, current = [month], month
+    target = month_period(contract, month)
+    starts = [target.start]
+    while earliest is not None and starts[0] > earliest and len(months) <= MAX_MONTHS_BACK:
+        current = previous_month(current)
+        months.insert(0, current)
+        starts.insert(0, month_period(contract, current).start)
+    by_month: dict[str, list[Event]] = {label: [] for label in months}
+    for event in kept:
+        moment = _moment(event)
+        if moment < starts[0] or moment >= target.end:
+            continue
+        by_month[months[bisect_right(starts, moment) - 1]].append(event)
+    return by_month
 
 
 def _moment(event: Event) -> datetime:
