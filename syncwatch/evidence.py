@@ -34,7 +34,7 @@ _LARGEST = sys.float_info.max
 def read_events(path: Path) -> list[Event]:
     """Every event in ``path``; ConfigError lists each bad line as ``file:line: reason``."""
     try:
-        handle = path.open(encoding="utf-8")
+        handle = path.open(encoding="utf-8-sig")  # a byte-order mark is not an error
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read the events file: {exc.strerror}"]) from exc
     events: list[Event] = []

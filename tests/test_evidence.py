@@ -524,3 +524,10 @@ def test_stored_events_are_the_concluded_probes_and_calls_in_range(tmp_path: Pat
         CallEvent("hubspot", T0 + timedelta(seconds=5), True, None, 200, "hs-sf"),
         CallEvent("hubspot", T0 + timedelta(seconds=6), False, "vendor_5xx", 503, "hs-sf"),
     ]
+
+
+def test_a_byte_order_mark_at_the_start_of_the_file_is_not_an_error(tmp_path: Path) -> None:
+    """Editors on Windows save UTF-8 with a BOM; the file's first event still reads."""
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes("\ufeff".encode() + "\n".join(DESIGN_LINES).encode() + b"\n")
+    assert len(read_events(path)) == len(DESIGN_LINES)
