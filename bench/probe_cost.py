@@ -24,10 +24,10 @@ import httpx
 from syncwatch.clock import VirtualClock
 from syncwatch.config import Config, Integration, TemplateRun
 from syncwatch.events import ApiCall, QuotaFigure
-from syncwatch.runner import nearest_rank
 from syncwatch.sandbox import create_app
 from syncwatch.sandbox.scenario import Scenario
 from syncwatch.simulation import Simulation, demo_simulation
+from syncwatch.sla import nearest_rank
 from syncwatch.store import from_db_time
 from syncwatch.vendors.base import Probe, Record, SourceRef, Wiring, probe_email
 from syncwatch.vendors.registry import Adapters, build_adapters, destination_key

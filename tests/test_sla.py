@@ -432,8 +432,9 @@ def test_full_month_tiers(down: int, uptime: Fraction, credit: str, amount: str,
 @pytest.mark.parametrize(
     ("down", "credit", "met"),
     [
-        # eligible = 1,000 one-minute intervals with evidence (the rest unknown, excluded).
-        (1, "0", True),  # 999 / 1,000 = 99.9 % exactly: not below 99.9 → no credit, met
+        # 1,000 five-minute intervals with evidence (the rest unknown, excluded): eligible
+        # 5,000, D = 5 x down, uptime = (1,000 - down) / 1,000.
+        (1, "0", True),  # 4,995 / 5,000 = 99.9 % exactly: not below 99.9 → no credit, met
         (2, "10", False),  # 99.8 %
         (10, "10", False),  # 99.0 % exactly: not below 99.0 → still 10
         (11, "25", False),  # 98.9 %
@@ -443,9 +444,9 @@ def test_full_month_tiers(down: int, uptime: Fraction, credit: str, amount: str,
 )
 def test_exact_tier_boundaries(down: int, credit: str, met: bool) -> None:
     """Uptime exactly at a tier's `below` earns that tier nothing (compared exactly)."""
-    events = timeline("d" * down + "u" * (1000 - down), step=1)
-    result = evaluate(contract(interval_minutes=1), "2026-10", events)
-    assert (result.eligible_minutes, result.downtime_minutes) == (1000, down)
+    events = timeline("d" * down + "u" * (1000 - down))
+    result = evaluate(contract(), "2026-10", events)
+    assert (result.eligible_minutes, result.downtime_minutes) == (5000, 5 * down)
     check_uptime(result, Fraction(1000 - down, 1000))
     assert result.met is met
     assert result.credit_percent == Decimal(credit)
@@ -477,17 +478,17 @@ def test_exactly_99_9_over_a_full_month_with_maintenance(
 @pytest.mark.parametrize(
     ("observed", "down", "met", "misses"),
     [
-        (1000, 1, False, 1),  # 999 / 1,000 = 99.9 % < 99.95 %: missed, yet no tier below 99.9
-        (2000, 1, True, 0),  # 1,999 / 2,000 = 99.95 % exactly: met
-        (2000, 2, False, 1),  # 1,998 / 2,000 = 99.9 %: missed
+        (1000, 1, False, 1),  # 4,995 / 5,000 = 99.9 % < 99.95 %: missed, yet no tier below 99.9
+        (2000, 1, True, 0),  # 9,995 / 10,000 = 99.95 % exactly: met
+        (2000, 2, False, 1),  # 9,990 / 10,000 = 99.9 %: missed
     ],
 )
 def test_objective_and_tiers_are_independent(
     observed: int, down: int, met: bool, misses: int
 ) -> None:
     """Against a 99.95 % objective, met is exact and a miss at 99.9 % earns no credit."""
-    terms = contract(objective_percent="99.95", interval_minutes=1)
-    events = timeline("d" * down + "u" * (observed - down), step=1)
+    terms = contract(objective_percent="99.95")
+    events = timeline("d" * down + "u" * (observed - down))
     result = evaluate(terms, "2026-10", events)
     assert result.objective_percent == Decimal("99.95")
     check_uptime(result, Fraction(observed - down, observed))
@@ -517,8 +518,8 @@ MICROSOFT_TIERS = [
 )
 def test_credit_cap(cap: str, credit: str, amount: str) -> None:
     """The tier's credit is capped by credit_cap_percent before the amount is computed."""
-    events = timeline("d" * 100 + "u" * 900, step=1)  # 900 / 1,000 = 90 %
-    terms = contract(interval_minutes=1, credits=MICROSOFT_TIERS, credit_cap_percent=cap)
+    events = timeline("d" * 100 + "u" * 900)  # 900 / 1,000 = 90 %
+    terms = contract(credits=MICROSOFT_TIERS, credit_cap_percent=cap)
     result = evaluate(terms, "2026-10", events)
     check_uptime(result, Fraction(9, 10))
     assert result.credit_percent == Decimal(credit)
@@ -547,8 +548,8 @@ def test_credit_amount_rounds_half_up_to_cents(
     fee: str, credits: list[dict[str, str]], down: int, amount: str
 ) -> None:
     """Amount = fee x credit / 100 in Decimal, rounded half-up to two places."""
-    events = timeline("d" * down + "u" * (1000 - down), step=1)
-    terms = contract(interval_minutes=1, monthly_fee=fee, credits=credits)
+    events = timeline("d" * down + "u" * (1000 - down))
+    terms = contract(monthly_fee=fee, credits=credits)
     result = evaluate(terms, "2026-10", events)
     assert isinstance(result.credit_amount, Decimal)
     assert result.credit_amount == Decimal(amount)
@@ -567,8 +568,8 @@ def test_credit_amount_rounds_half_up_to_cents(
 )
 def test_minimum_credit_amount(fee: str, minimum: str, credit: str, amount: str) -> None:
     """An amount under min_credit_amount makes both credit and amount zero (AWS: $1)."""
-    events = timeline("dd" + "u" * 998, step=1)  # 99.8 % → 10 %
-    terms = contract(interval_minutes=1, monthly_fee=fee, min_credit_amount=minimum)
+    events = timeline("dd" + "u" * 998)  # 99.8 % → 10 %
+    terms = contract(monthly_fee=fee, min_credit_amount=minimum)
     result = evaluate(terms, "2026-10", events)
     assert result.credit_percent == Decimal(credit)
     assert result.credit_amount == Decimal(amount)
