@@ -14,13 +14,13 @@ import typer
 
 from syncwatch import __version__
 from syncwatch.cli_claims import export_app, report_app, sla_app
+from syncwatch.cli_common import fail
 from syncwatch.errors import ConfigError, StoreError, SyncwatchError, UsageError
 
 if TYPE_CHECKING:
     from syncwatch.config import Config
     from syncwatch.store import Store
 
-EXIT_BAD_INPUT = 2
 
 app = typer.Typer(
     name="syncwatch",
@@ -44,12 +44,6 @@ def parse_listen(value: str) -> tuple[str, int]:
     if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise ValueError(f"{value!r} is not HOST:PORT (e.g. 127.0.0.1:8900)")
     return host.strip("[]"), int(port_text)
-
-
-def _fail(problems: list[str]) -> typer.Exit:
-    for problem in problems:
-        typer.echo(problem, err=True)
-    return typer.Exit(EXIT_BAD_INPUT)
 
 
 def _version(value: bool) -> None:
@@ -83,7 +77,7 @@ def check_config(
     try:
         loaded = load_config(config)
     except ConfigError as exc:
-        raise _fail(exc.problems) from None
+        raise fail(exc.problems) from None
     for warning in unresolved_secrets(loaded):
         typer.echo(f"warning: {warning}", err=True)
     typer.echo(summary(loaded))
@@ -117,9 +111,9 @@ def sandbox(
         host, port = parse_listen(listen)
         loaded = load_scenario(scenario) if scenario else Scenario()
     except ValueError as exc:
-        raise _fail([f"--listen: {exc}"]) from None
+        raise fail([f"--listen: {exc}"]) from None
     except ConfigError as exc:
-        raise _fail(exc.problems) from None
+        raise fail(exc.problems) from None
     origin = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
     typer.echo(f"syncwatch sandbox on {origin}  (state: {origin}/_sandbox/state)")
     for prefix, stands_for in (
@@ -149,7 +143,7 @@ def _load(config: Path) -> Config:
     try:
         return load_config(config)
     except ConfigError as exc:
-        raise _fail(exc.problems) from None
+        raise fail(exc.problems) from None
 
 
 def _open_store(path: Path) -> Store:
@@ -158,7 +152,7 @@ def _open_store(path: Path) -> Store:
     try:
         return Store.open(path)
     except StoreError as exc:
-        raise _fail([str(exc)]) from None
+        raise fail([str(exc)]) from None
 
 
 def _logging(level: str) -> None:
@@ -166,7 +160,7 @@ def _logging(level: str) -> None:
     from syncwatch.logs import LEVELS, configure_logging
 
     if level.lower() not in LEVELS:
-        raise _fail([f"--log-level: must be one of {', '.join(LEVELS)}"])
+        raise fail([f"--log-level: must be one of {', '.join(LEVELS)}"])
     configure_logging(RealClock(), level=level.lower())
 
 
@@ -233,7 +227,7 @@ def probe(
             probe_once(loaded, store, RealClock(), integration, template, wait_s=wait)
         )
     except UsageError as exc:
-        raise _fail([f"syncwatch: {exc}"]) from None
+        raise fail([f"syncwatch: {exc}"]) from None
     except SyncwatchError as exc:
         typer.echo(f"syncwatch: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -379,16 +373,16 @@ def demo(
         try:
             parse_listen(listen)
         except ValueError as exc:
-            raise _fail([f"--listen: {exc}"]) from None
+            raise fail([f"--listen: {exc}"]) from None
     if sandbox_url is not None:
         # Checked here so the message names the flag, not the config keys it is copied into.
         if not sandbox_url.startswith(("http://", "https://")):
-            raise _fail([f"--sandbox-url: {sandbox_url!r} is not an http:// or https:// URL"])
+            raise fail([f"--sandbox-url: {sandbox_url!r} is not an http:// or https:// URL"])
         sandbox_url = sandbox_url.rstrip("/")
     try:
         loaded_scenario = None if sandbox_url else load_scenario(scenario)
     except ConfigError as exc:
-        raise _fail(exc.problems) from None
+        raise fail(exc.problems) from None
     try:
         lines = asyncio.run(
             demo_session(
@@ -396,7 +390,7 @@ def demo(
             )
         )
     except ConfigError as exc:
-        raise _fail(exc.problems) from None
+        raise fail(exc.problems) from None
     except (SyncwatchError, OSError) as exc:
         typer.echo(f"syncwatch demo: {exc}", err=True)
         raise typer.Exit(1) from None

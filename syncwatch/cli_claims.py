@@ -10,13 +10,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from syncwatch.cli_common import check_month, fail
 from syncwatch.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
     from syncwatch.config import Config
     from syncwatch.store import Store
-
-EXIT_BAD_INPUT = 2
 
 sla_app = typer.Typer(
     help="Contract uptime, service credits and claim deadlines (DESIGN §7).",
@@ -44,13 +43,6 @@ ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="The YAML con
 MonthOption = Annotated[str, typer.Option(help="The month, YYYY-MM (each contract's local month).")]
 
 
-def fail(problems: list[str]) -> typer.Exit:
-    """Print every problem on stderr; exit 2 (bad input)."""
-    for problem in problems:
-        typer.echo(problem, err=True)
-    return typer.Exit(EXIT_BAD_INPUT)
-
-
 @sla_app.command("evaluate")
 def evaluate(
     contract: Annotated[Path, typer.Option(help="The contract YAML (the config's shape).")],
@@ -69,12 +61,8 @@ def evaluate(
     from syncwatch.config import load_contract
     from syncwatch.evidence import read_events
     from syncwatch.sla import evaluate as evaluate_month
-    from syncwatch.sla import parse_month
 
-    try:
-        parse_month(month)
-    except ValueError as exc:
-        raise fail([f"--month: {exc}"]) from None
+    check_month(month)
     try:
         loaded = load_contract(contract)
         result = evaluate_month(loaded, month, read_events(events)).to_json()
@@ -104,13 +92,9 @@ def table(result: dict[str, Any]) -> str:
 
 def _config_and_store(config: Path, month: str) -> tuple[Config, Store]:
     from syncwatch.config import load_config
-    from syncwatch.sla import parse_month
     from syncwatch.store import Store
 
-    try:
-        parse_month(month)
-    except ValueError as exc:
-        raise fail([f"--month: {exc}"]) from None
+    check_month(month)
     try:
         loaded = load_config(config)
     except ConfigError as exc:
