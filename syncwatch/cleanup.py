@@ -21,7 +21,7 @@ from syncwatch.config import Config, Integration
 from syncwatch.errors import VendorError
 from syncwatch.lifecycle import CLEANED
 from syncwatch.store import Store, from_db_time
-from syncwatch.vendors.base import Destination, Record, SourceRef
+from syncwatch.vendors.base import Record, SourceRef
 from syncwatch.vendors.registry import Adapters, destination_key
 
 log = structlog.get_logger("syncwatch.cleanup")
@@ -102,7 +102,9 @@ class Cleaner:
                 for record_id in (p.destination_ref or "").split(",")  # duplicates too
                 if record_id
             ]
-            if await self._attempt(f"delete at {key}", self._destination(key).delete(records)):
+            if await self._attempt(
+                f"delete at {key}", self.adapters.destinations[key].delete(records)
+            ):
                 for item in group:
                     item.destination_done = True
         for name, group in _group(items, self._source_account, lambda p: not p.source_done):
@@ -138,19 +140,13 @@ class Cleaner:
             finished += 1
         return finished
 
-    def _integration(self, name: str) -> Integration | None:
-        return self.config.integration(name)
-
     def _destination_key(self, item: Pending) -> str | None:
-        integration = self._integration(item.integration)
+        integration = self.config.integration(item.integration)
         return destination_key(integration) if integration else None
 
     def _source_account(self, item: Pending) -> str | None:
-        integration = self._integration(item.integration)
+        integration = self.config.integration(item.integration)
         return integration.source.account if integration else None
-
-    def _destination(self, key: str) -> Destination:
-        return self.adapters.destinations[key]
 
     # -- the sweep -----------------------------------------------------------------------------
 

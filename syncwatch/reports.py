@@ -94,6 +94,7 @@ def build_claims(config: Config, store: Store, month: str) -> list[Claim]:
     """Every configured contract's claim for ``month``, from the store's evidence."""
     since, until = evidence_window(config.contracts, month)
     events = stored_events(store, since, until)
+    readings = store.quota_figures_between(since, until)
     claims = []
     for contract in config.contracts:
         result = evaluate(contract, month, events)
@@ -104,30 +105,31 @@ def build_claims(config: Config, store: Store, month: str) -> list[Claim]:
             and event.vendor == contract.vendor
             and result.period_start <= event.at < result.period_end
         ]
-        quota = _peak_quota(store, config, contract, result)
+        quota = _peak_quota(config, contract, result, readings)
         claims.append(Claim(contract, result, len(calls), _success(calls), quota))
     return claims
 
 
-def _success(calls: Sequence[Event]) -> Fraction | None:
-    ok = sum(1 for call in calls if isinstance(call, CallEvent) and call.ok)
-    failed = sum(
-        1 for call in calls if isinstance(call, CallEvent) and call.error_class in VENDOR_CLASSES
-    )
+def _success(calls: Sequence[CallEvent]) -> Fraction | None:
+    ok = sum(1 for call in calls if call.ok)
+    failed = sum(1 for call in calls if call.error_class in VENDOR_CLASSES)
     return Fraction(ok, ok + failed) if ok + failed else None
 
 
 def _peak_quota(
-    store: Store, config: Config, contract: Contract, result: SlaResult
+    config: Config,
+    contract: Contract,
+    result: SlaResult,
+    readings: Sequence[tuple[datetime, str, int, int]],
 ) -> tuple[int, int] | None:
-    accounts = {a.name for a in config.accounts if getattr(a, "vendor", None) == contract.vendor}
-    peak: tuple[int, int] | None = None
-    for row in store.calls_between(result.period_start, result.period_end):
-        if row["account"] in accounts and row["quota_used"] is not None and row["quota_limit"]:
-            figure = (int(row["quota_used"]), int(row["quota_limit"]))
-            if peak is None or Fraction(*figure) > Fraction(*peak):
-                peak = figure
-    return peak
+    """(used, limit) of the fullest daily reading of the vendor's accounts in the period."""
+    accounts = {a.name for a in config.accounts if a.vendor == contract.vendor}
+    figures = [
+        (used, limit)
+        for at, account, used, limit in readings
+        if account in accounts and result.period_start <= at < result.period_end
+    ]
+    return max(figures, key=lambda figure: Fraction(*figure), default=None)
 
 
 # -- rendering ----------------------------------------------------------------------------------

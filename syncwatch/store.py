@@ -276,6 +276,17 @@ class Store:
             [to_db_time(since), to_db_time(until)],
         )
 
+    def quota_figures_between(
+        self, since: datetime, until: datetime
+    ) -> list[tuple[datetime, str, int, int]]:
+        """``(at, account, used, limit)`` of every call in [since, until) that read a quota."""
+        rows = self.db.execute(
+            "SELECT at, account, quota_used, quota_limit FROM api_calls "
+            "WHERE at >= ? AND at < ? AND quota_used IS NOT NULL AND quota_limit > 0",
+            [to_db_time(since), to_db_time(until)],
+        ).fetchall()
+        return [(from_db_time(at), str(account), int(u), int(lim)) for at, account, u, lim in rows]
+
     def calls_per_day(self, since: datetime) -> list[tuple[str, str, int]]:
         """``(account, UTC day, calls)`` since ``since``: what the monitor itself spent."""
         rows = self.db.execute(
