@@ -9,6 +9,8 @@ RUN python -m venv /opt/syncwatch
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY syncwatch ./syncwatch
+# The wheel installs the runbooks under /opt/syncwatch/share/syncwatch/runbooks (/runbooks/<cause>).
+COPY runbooks ./runbooks
 RUN /opt/syncwatch/bin/pip install .
 
 FROM python:3.11-slim

@@ -27,6 +27,7 @@ from syncwatch.config import Config, Integration, TemplateRun
 from syncwatch.errors import StoreError, SyncwatchError
 from syncwatch.events import ApiCall, QuotaFigure
 from syncwatch.http import NetworkHealth
+from syncwatch.incident_log import IncidentLog
 from syncwatch.metrics import Metrics
 from syncwatch.probing import ProbeEngine, Result
 from syncwatch.reports import month_to_date, month_to_date_events
@@ -83,22 +84,38 @@ class Daemon:
     health: Health = field(init=False)
     adapters: Adapters = field(init=False)
     engine: ProbeEngine = field(init=False)
+    incident_log: IncidentLog = field(init=False)
     web: WebServer | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
-        self.metrics = Metrics(self.config, self.registry)
-        self.health = Health(self.clock, tick_stale_after_s=3 * IDLE_WAKE_S)
-        self.health.config_loaded = True
         wiring = Wiring(self.clock, self._record_call, self.network, self.transport)
         self.adapters = build_adapters(self.config, wiring)
+        self.metrics = Metrics(self.config, self.registry, self.adapters.daily_windows)
+        self.health = Health(self.clock, tick_stale_after_s=3 * IDLE_WAKE_S)
+        self.health.config_loaded = True
         self.engine = ProbeEngine(
             self.config, self.store, self.clock, self.adapters, self.metrics, self.rng
         )
-        self.engine.on_result = self.tally.add
+        self.incident_log = IncidentLog(
+            self.config, self.store, self.metrics, self.adapters.daily_windows
+        )
+        self.engine.on_result = self._probe_result
         self._limit = asyncio.Semaphore(MAX_CONCURRENCY)
         self._launches: set[asyncio.Task[None]] = set()
         self._polls: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
+        self._integrations = {
+            integration.name: integration for integration in self.config.integrations
+        }
+
+    def _probe_result(self, result: Result) -> None:
+        """A probe finished: count it, and let the incident tracks see it."""
+        self.tally.add(result)
+        integration = self._integrations.get(result.integration)
+        if integration is not None and result.outcome is not None:
+            self.incident_log.probe_finished(
+                integration, result.outcome, result.error_class, self.clock.now()
+            )
 
     def _record_call(self, call: ApiCall, other_windows: tuple[QuotaFigure, ...]) -> None:
         """The HTTP layer's sink: store and metrics. A full disk must not stop probing."""
@@ -122,8 +139,14 @@ class Daemon:
                 create_web_app(self.metrics, self.health), listen.host, listen.port
             )
             log.info("serving", metrics=f"{self.web.url}/metrics")
+        still_open = self.incident_log.resume()
         resumed = self.engine.resume()
-        log.info("started", resumed=resumed, integrations=len(self.config.integrations))
+        log.info(
+            "started",
+            resumed=resumed,
+            open_incidents=len(still_open),
+            integrations=len(self.config.integrations),
+        )
         await self._guarded("start-up sweep", self.engine.cleaner.sweep)
         if self.health.store_error is None:  # opened and resumed, and no write has failed yet
             self.health.store_ok()

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -113,7 +113,14 @@ class Metrics:
     raises on a label value it has not seen (an unknown integration simply gets its series).
     """
 
-    def __init__(self, config: Config, registry: CollectorRegistry) -> None:
+    def __init__(
+        self,
+        config: Config,
+        registry: CollectorRegistry,
+        daily_windows: Mapping[str, str] | None = None,
+    ) -> None:
+        """``daily_windows`` names each account's daily quota window (the vendor's own name),
+        for the quota warning level; accounts not in it get no warning series."""
         self.registry = registry
         self.contracts = ContractFigures()
         self._operations: dict[str, set[str]] = {}
@@ -121,11 +128,13 @@ class Metrics:
         self._create_probe_metrics(_latency_buckets(config))
         self._create_api_metrics()
         self._create_status_metrics()
+        self._create_objective_metrics()
         registry.register(self.contracts)
         for integration in config.integrations:
             self._init_integration(
                 integration.name, [run.template for run in integration.templates]
             )
+        self._set_objectives(config, daily_windows or {})
 
     def _create_probe_metrics(self, latency_buckets: Sequence[float]) -> None:
         probe = ["integration", "template"]
@@ -202,6 +211,70 @@ class Metrics:
             registry=self.registry,
         )
         self.build_info.labels(__version__).set(1)
+
+    def _create_objective_metrics(self) -> None:
+        """What the config promises, as gauges, so alert rules compare against the operator's
+        own objectives instead of numbers copied into the rules file."""
+        probe = ["integration", "template"]
+        self.latency_objective = Gauge(
+            "syncwatch_latency_objective_seconds",
+            "The template's latency objective: slower probes end slow.",
+            probe,
+            registry=self.registry,
+        )
+        self.probe_interval = Gauge(
+            "syncwatch_probe_interval_seconds",
+            "How often the template is probed (its schedule's every).",
+            probe,
+            registry=self.registry,
+        )
+        self.probe_timeout = Gauge(
+            "syncwatch_probe_timeout_seconds",
+            "After this a probe not found at the destination ends lost.",
+            ["integration"],
+            registry=self.registry,
+        )
+        self.success_objective = Gauge(
+            "syncwatch_probe_success_objective_ratio",
+            "The share of probes that should end ok (the burn-rate alerts' SLO).",
+            ["integration"],
+            registry=self.registry,
+        )
+        self.uptime_objective = Gauge(
+            "syncwatch_uptime_objective_ratio",
+            "The contract's uptime objective as a 0-1 ratio.",
+            ["contract"],
+            registry=self.registry,
+        )
+        self.quota_warning = Gauge(
+            "syncwatch_api_quota_warning_remaining",
+            "Remaining calls in the daily window under which the account's quota is low.",
+            ["account", "window"],
+            registry=self.registry,
+        )
+        self.notifications_pending = Gauge(
+            "syncwatch_notifications_pending",
+            "Incident notifications queued for the target and not yet delivered.",
+            ["target"],
+            registry=self.registry,
+        )
+
+    def _set_objectives(self, config: Config, daily_windows: Mapping[str, str]) -> None:
+        for integration in config.integrations:
+            name = integration.name
+            for run in integration.templates:
+                self.latency_objective.labels(name, run.template).set(run.latency_objective)
+                self.probe_interval.labels(name, run.template).set(run.every)
+            self.probe_timeout.labels(name).set(integration.timeout)
+            self.success_objective.labels(name).set(integration.success_objective_percent / 100)
+        for contract in config.contracts:
+            self.uptime_objective.labels(contract.name).set(float(contract.objective_percent) / 100)
+        for account in config.accounts:
+            if account.name in daily_windows:
+                window = daily_windows[account.name]
+                self.quota_warning.labels(account.name, window).set(account.quota.warning_level)
+        for target in config.notifications:
+            self.notifications_pending.labels(target.name).set(0)
 
     def _init_integration(self, integration: str, templates: Iterable[str]) -> None:
         """Create every series of one integration at zero (DESIGN §14.7)."""

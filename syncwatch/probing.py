@@ -40,7 +40,7 @@ from syncwatch.lifecycle import (
     owner_matches,
     typical_latency,
 )
-from syncwatch.quota import guard_verdict
+from syncwatch.quota import READING_TRUSTED_FOR, guard_verdict
 from syncwatch.store import Store, from_db_time
 from syncwatch.vendors.base import Probe, Record, probe_email
 from syncwatch.vendors.registry import Adapters, destination_key
@@ -50,9 +50,6 @@ log = structlog.get_logger("syncwatch.probing")
 PROBE_COST_ESTIMATE = 3.0
 """Calls one probe is expected to cost an account (the target of issue #3), for the guard."""
 RECENT_LATENCIES = 50
-QUOTA_READING_TRUSTED_FOR = timedelta(hours=1)
-"""While the guard skips probes nothing refreshes an account's figure; after this long one probe
-may run (about three calls an hour) to learn whether the allowance has recovered."""
 
 
 class ProbeObserver(Protocol):
@@ -176,7 +173,7 @@ class ProbeEngine:
             account = self.config.account(name)
             assert account is not None
             daily = self.store.quota_reading(name, self.adapters.daily_windows[name])
-            if daily is not None and now - daily.observed_at > QUOTA_READING_TRUSTED_FOR:
+            if daily is not None and now - daily.observed_at > READING_TRUSTED_FOR:
                 daily = None  # only a call refreshes it: let one probe through to look again
             verdict = guard_verdict(
                 reserve=account.quota.reserve,

@@ -9,8 +9,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import timedelta
 
 from syncwatch.events import QuotaFigure
+
+READING_TRUSTED_FOR = timedelta(hours=1)
+"""A daily figure older than this says nothing about now. While the guard skips probes nothing
+refreshes an account's figure; after this long one probe may run (about three calls an hour) to
+learn whether the allowance has recovered, and the ``quota_low`` check stops judging by it."""
 
 _DIGITS = re.compile(r"[0-9]+")
 #: ``api-usage=25/5000`` and ``per-app-api-usage=17/250(appName=sample-connected-app)``.

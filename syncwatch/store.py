@@ -95,8 +95,62 @@ def _v2_time_indexes(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v3_incidents(db: sqlite_utils.Database) -> None:
+    """Incidents, the state of each incident track, and the notification outbox (issue #5).
+
+    A track's state and the incident and notifications one observation produces are written in
+    one transaction (``incident_store.py``), so a crash can neither open an incident twice nor
+    open one whose notifications were never queued."""
+    db.executescript(
+        """
+        CREATE TABLE incidents (
+            key TEXT PRIMARY KEY,
+            integration TEXT NOT NULL,
+            track TEXT NOT NULL,
+            cause TEXT NOT NULL,
+            attribution TEXT NOT NULL,
+            runbook_url TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            opened_at TEXT NOT NULL,
+            recovered_at TEXT,
+            resolved_at TEXT,
+            bad INTEGER NOT NULL,
+            good INTEGER NOT NULL,
+            causes TEXT NOT NULL
+        );
+        CREATE INDEX incidents_unresolved ON incidents (integration) WHERE resolved_at IS NULL;
+        CREATE INDEX incidents_by_start ON incidents (started_at);
+
+        CREATE TABLE incident_tracks (
+            integration TEXT NOT NULL,
+            track TEXT NOT NULL,
+            state TEXT NOT NULL,
+            PRIMARY KEY (integration, track)
+        );
+
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY,
+            target TEXT NOT NULL,
+            incident TEXT NOT NULL REFERENCES incidents (key),
+            event TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT NOT NULL,
+            delivered_at TEXT,
+            last_error TEXT
+        );
+        CREATE INDEX outbox_undelivered ON outbox (target, id) WHERE delivered_at IS NULL;
+        """
+    )
+
+
 #: MIGRATIONS[n] takes a database from schema version n to n + 1.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_initial, _v2_time_indexes]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _v1_initial,
+    _v2_time_indexes,
+    _v3_incidents,
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

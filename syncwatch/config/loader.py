@@ -2,7 +2,8 @@
 
 Every problem is collected before anything is raised, so an operator fixes a file in one pass:
 model errors, broken template files, then references across sections. Relative paths in a config
-file (``database``, ``probe_templates``, ``{file: ...}`` secrets) are relative to that file.
+file (``database``, ``probe_templates``, ``runbooks_dir``, ``{file: ...}`` secrets) are relative
+to that file.
 Loading never resolves a secret; ``unresolved_secrets`` reports the ones that would fail now.
 """
 
@@ -149,6 +150,8 @@ def _attach(config: Config, source: Path, templates: dict[str, ProbeTemplate] | 
     config._templates = templates or {}
     config.database = base / config.database
     config.probe_templates = base / config.probe_templates
+    if config.runbooks_dir is not None:
+        config.runbooks_dir = base / config.runbooks_dir
     for loc, ref in secret_refs(config):
         ref.locate(f"{source}: {key_path(loc)}: ", base)
 

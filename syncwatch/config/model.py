@@ -121,6 +121,9 @@ class Integration(Strict):
     timeout: Annotated[Seconds, between(MINUTE, 7 * DAY)]
     routing_timeout: Annotated[Seconds, between(1, DAY)] = 600.0
     poll: Poll = Poll()
+    success_objective_percent: float = Field(default=99.0, gt=0, lt=100)
+    """The share of probes that should end ``ok``: the SLO the burn-rate alerts hold the
+    integration to (config/prometheus). Not a vendor's promise; contracts carry those."""
 
     _defaults = model_validator(mode="before")(_inherit_schedule)
 
@@ -212,6 +215,10 @@ class Config(Strict):
     )
     self_check_url: HttpUrl | None = None
     runbook_base_url: HttpUrl | None = None
+    """Incident links go to ``runbook_base_url + <cause>`` (your wiki); unset, to the daemon's
+    own ``/runbooks/<cause>``, which then serves the pages from ``runbooks_dir``."""
+    runbooks_dir: Path | None = None
+    """Your own copy of the runbooks (with your escalation contacts); unset, the shipped ones."""
     probe_templates: Path = Path("probes")
     accounts: list[Account] = Field(default_factory=list)
     integrations: list[Integration] = Field(default_factory=list)

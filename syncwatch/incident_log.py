@@ -1,0 +1,161 @@
+"""Incidents as the daemon sees them: observe, persist, count, and queue notifications.
+
+``incidents.py`` decides; this module does the I/O around each decision. Every finished probe
+is one observation of the integration's ``probes`` track and, when its accounts have a fresh
+daily quota figure, one of its ``quota`` track. The step that comes back is written with its
+notifications in one transaction (``IncidentStore.apply``), so a restart resumes every track
+where it was: an open incident is neither opened again nor forgotten, and a notification is
+either queued with its incident or not at all.
+
+If the store cannot be written, the observation is dropped (logged, and ``/readyz`` says why)
+rather than acted on in memory: an incident the database never saw would page without a
+record, and be opened a second time after a restart.
+"""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+from collections.abc import Callable
+from datetime import datetime
+
+import structlog
+
+from syncwatch.config import Config, Integration
+from syncwatch.errors import StoreError
+from syncwatch.incident_store import RESOLVE, TRIGGER, IncidentStore, incident_json
+from syncwatch.incidents import (
+    Incident,
+    Observation,
+    Policy,
+    Step,
+    Track,
+    observe,
+    probe_observation,
+    quota_observation,
+    runbook_url,
+)
+from syncwatch.metrics import Metrics
+from syncwatch.quota import READING_TRUSTED_FOR
+from syncwatch.store import Store
+
+log = structlog.get_logger("syncwatch.incidents")
+
+
+def own_runbook_base(config: Config) -> str:
+    """The daemon's own ``/runbooks/`` URL; a wildcard listen host becomes this host's name,
+    since ``0.0.0.0`` in a link reaches nobody."""
+    if config.runbook_base_url is not None:
+        return str(config.runbook_base_url)
+    host = config.listen.host
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.gethostname()
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{config.listen.port}/runbooks/"
+
+
+class IncidentLog:
+    """The incident tracks of every integration, kept in the store."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        metrics: Metrics,
+        daily_windows: dict[str, str],
+        on_queued: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.incidents = IncidentStore(store)
+        self.metrics = metrics
+        self.daily_windows = daily_windows
+        self.on_queued = on_queued
+        """Called after notifications are queued: the notifier wakes up."""
+        self.policy = Policy(config.incidents.confirm, config.incidents.recover)
+        self.runbook_base = own_runbook_base(config)
+        self.targets = [target.name for target in config.notifications]
+        self.tracks: dict[tuple[str, str], Track] = {}
+
+    def resume(self) -> list[Incident]:
+        """Load every track as the last run left it; returns the incidents still open."""
+        self.tracks = {(t.integration, t.track): t for t in self.incidents.tracks()}
+        still_open = [track.open for track in self.tracks.values() if track.open is not None]
+        for incident in still_open:
+            self.metrics.incidents_open.labels(incident.integration, incident.cause).inc()
+        return still_open
+
+    def probe_finished(
+        self, integration: Integration, outcome: str, error_class: str | None, at: datetime
+    ) -> None:
+        """One finished probe: an observation of its ``probes`` and ``quota`` tracks."""
+        self.observe(probe_observation(integration.name, outcome, error_class, at))
+        quota = quota_observation(integration.name, self._quota_levels(integration, at), at)
+        if quota is not None:
+            self.observe(quota)
+
+    def observe(self, observation: Observation) -> Step | None:
+        """Advance one track, persist the step with its notifications; None if not saved."""
+        key = (observation.integration, observation.track)
+        track = self.tracks.get(key) or Track(observation.integration, observation.track)
+        step = observe(track, observation, self.policy, self._runbook)
+        messages = self._messages(step)
+        try:
+            self.incidents.apply(step, messages)
+        except (StoreError, OSError, sqlite3.Error) as exc:
+            log.error("cannot record an incident observation", error=str(exc), **_context(step))
+            return None
+        self.tracks[key] = step.track
+        self._count(step)
+        if messages:
+            self.on_queued()
+        return step
+
+    def _messages(self, step: Step) -> list[tuple[str, str, dict[str, object]]]:
+        if step.incident is None or not (step.opened or step.resolved):
+            return []
+        event = TRIGGER if step.opened else RESOLVE
+        payload: dict[str, object] = {"event": event, "incident": incident_json(step.incident)}
+        return [(target, event, payload) for target in self.targets]
+
+    def _count(self, step: Step) -> None:
+        incident = step.incident
+        if incident is None:
+            return
+        gauge = self.metrics.incidents_open.labels(incident.integration, incident.cause)
+        if step.opened:
+            gauge.inc()
+            log.warning("incident opened", **_context(step))
+        elif step.resolved:
+            gauge.dec()
+            log.info("incident resolved", **_context(step))
+
+    def _runbook(self, cause: str) -> str:
+        return runbook_url(cause, self.runbook_base)
+
+    def _quota_levels(self, integration: Integration, now: datetime) -> list[tuple[int, int]]:
+        """(remaining, warning level) of each account with a fresh daily figure and a level."""
+        levels = []
+        for name in {integration.source.account, integration.destination.account}:
+            account = self.config.account(name)
+            window = self.daily_windows.get(name)
+            if account is None or window is None or account.quota.warning_level <= 0:
+                continue
+            reading = self.store.quota_reading(name, window)
+            if reading is None or now - reading.observed_at > READING_TRUSTED_FOR:
+                continue
+            levels.append((reading.as_figure().remaining, account.quota.warning_level))
+        return levels
+
+
+def _context(step: Step) -> dict[str, object]:
+    incident = step.incident
+    if incident is None:
+        return {"integration": step.track.integration, "track": step.track.track}
+    return {
+        "integration": incident.integration,
+        "incident": incident.key,
+        "cause": incident.cause,
+        "attribution": incident.attribution,
+        "runbook_url": incident.runbook_url,
+    }
