@@ -15,6 +15,7 @@ import typer
 from syncwatch import __version__
 from syncwatch.cli_claims import export_app, report_app, sla_app
 from syncwatch.cli_common import fail
+from syncwatch.cli_runbooks import runbooks_app
 from syncwatch.errors import ConfigError, StoreError, SyncwatchError, UsageError
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ app = typer.Typer(
 app.add_typer(sla_app, name="sla")
 app.add_typer(export_app, name="export")
 app.add_typer(report_app, name="report")
+app.add_typer(runbooks_app, name="runbooks")
 
 
 def parse_listen(value: str) -> tuple[str, int]:

@@ -97,6 +97,15 @@ def title(markdown: str) -> str:
     return markdown.strip().splitlines()[0] if markdown.strip() else ""
 
 
+def summary(markdown: str) -> str:
+    """The first sentence of the lead paragraph under the title: a one-line description."""
+    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", markdown) if p.strip()]
+    lead = next((p for p in paragraphs if not p.startswith("#")), "")
+    text = " ".join(lead.split())
+    end = re.search(r"(?<=[.!?])\s", text)
+    return text[: end.start()] if end else text
+
+
 _RENDERER = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
 
 

@@ -103,12 +103,14 @@ def test_ci_runs_exactly_the_readmes_test_command() -> None:
         line
         for block in shell_blocks()
         for line in logical_lines(block)
-        if line.startswith("python3 -m venv")
+        if "python3 -m venv" in line
     ]
     assert len(commands) == 2, commands
     run_script = (REPO / ".ci" / "run").read_text(encoding="utf-8")
     assert commands[1] in run_script.splitlines()
+    assert commands[1].startswith("scripts/install-tools && python3 -m venv")
     assert commands[1].endswith("scripts/check")
+    assert commands[0].startswith("python3 -m venv")
     assert commands[0].endswith("syncwatch demo")
 
 
