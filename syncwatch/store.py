@@ -317,8 +317,8 @@ class Store:
     ) -> Iterator[dict[str, Any]]:
         """Probes with an outcome, scheduled in [since, until), oldest first (the evidence)."""
         return self.db.query(
-            "SELECT integration, scheduled_at, outcome, error_class, latency_s FROM probes "
-            "WHERE scheduled_at >= ? AND scheduled_at < ? AND outcome IS NOT NULL "
+            "SELECT integration, template, scheduled_at, outcome, error_class, latency_s "
+            "FROM probes WHERE scheduled_at >= ? AND scheduled_at < ? AND outcome IS NOT NULL "
             "ORDER BY scheduled_at, probe_id",
             [to_db_time(since), to_db_time(until)],
         )
