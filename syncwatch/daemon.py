@@ -28,9 +28,13 @@ from syncwatch.errors import StoreError, SyncwatchError
 from syncwatch.events import ApiCall, QuotaFigure
 from syncwatch.http import NetworkHealth
 from syncwatch.incident_log import IncidentLog
+from syncwatch.incident_store import IncidentStore
 from syncwatch.metrics import Metrics
+from syncwatch.notify import Notifier
 from syncwatch.probing import ProbeEngine, Result
 from syncwatch.reports import month_to_date, month_to_date_events
+from syncwatch.runbooks import Runbooks, default_directory
+from syncwatch.status import StatusBoard
 from syncwatch.store import Store
 from syncwatch.vendors.base import Wiring
 from syncwatch.vendors.registry import Adapters, build_adapters
@@ -85,6 +89,7 @@ class Daemon:
     adapters: Adapters = field(init=False)
     engine: ProbeEngine = field(init=False)
     incident_log: IncidentLog = field(init=False)
+    notifier: Notifier = field(init=False)
     web: WebServer | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
@@ -96,8 +101,20 @@ class Daemon:
         self.engine = ProbeEngine(
             self.config, self.store, self.clock, self.adapters, self.metrics, self.rng
         )
+        self.notifier = Notifier(
+            self.config,
+            IncidentStore(self.store),
+            self.clock,
+            self.metrics,
+            transport=self.transport,
+            rng=random.Random(hash(self.rng.getstate())),  # seeded, without consuming a draw
+        )
         self.incident_log = IncidentLog(
-            self.config, self.store, self.metrics, self.adapters.daily_windows
+            self.config,
+            self.store,
+            self.metrics,
+            self.adapters.daily_windows,
+            on_queued=self.notifier.wake,
         )
         self.engine.on_result = self._probe_result
         self._limit = asyncio.Semaphore(MAX_CONCURRENCY)
@@ -135,9 +152,22 @@ class Daemon:
         """Serve HTTP, resume what the last run left, and sweep; then ``run`` keeps time."""
         if self.serve_http:
             listen = self.config.listen
-            self.web = await serve(
-                create_web_app(self.metrics, self.health), listen.host, listen.port
+            status = StatusBoard(
+                self.config,
+                self.store,
+                self.clock,
+                self.metrics.contracts,
+                daily_windows=self.adapters.daily_windows,
             )
+            runbook_base = self.config.runbook_base_url
+            app = create_web_app(
+                self.metrics,
+                self.health,
+                status=status,
+                runbooks=Runbooks(self.config.runbooks_dir or default_directory()),
+                runbook_base_url=None if runbook_base is None else str(runbook_base),
+            )
+            self.web = await serve(app, listen.host, listen.port)
             log.info("serving", metrics=f"{self.web.url}/metrics")
         still_open = self.incident_log.resume()
         resumed = self.engine.resume()
@@ -164,7 +194,13 @@ class Daemon:
             for i in self.config.integrations
             for run in i.templates
         ]
-        loops = [self._poll_loop(), self._cleanup_loop(), self._sweep_loop(), self._sla_loop()]
+        loops = [
+            self._poll_loop(),
+            self._cleanup_loop(),
+            self._sweep_loop(),
+            self._sla_loop(),
+            self.notifier.run(),
+        ]
         if self.config.self_check_url:
             loops.append(self._self_check_loop(str(self.config.self_check_url)))
         tasks = [asyncio.ensure_future(loop) for loop in loops]
@@ -200,7 +236,9 @@ class Daemon:
         if self._polls:
             await asyncio.gather(*self._polls.values(), return_exceptions=True)
         await self._guarded("final clean-up", self.engine.cleaner.flush)
+        await self._guarded("final notifications", self.notifier.deliver_due)
         await self.adapters.aclose()
+        await self.notifier.aclose()
         if self.web is not None:
             await self.web.stop()
         log.info(
@@ -236,6 +274,7 @@ class Daemon:
         while True:
             self.health.tick()
             now, wake = self.clock.now(), self.clock.now() + timedelta(seconds=IDLE_WAKE_S)
+            self.metrics.set_overdue(self.engine.overdue(now))
             for key in self.adapters.destinations:
                 due = self.engine.next_poll_at(key)
                 if due is None or key in self._polls:

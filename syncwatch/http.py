@@ -263,7 +263,7 @@ class AccountHttp:
     async def _send(self, method: str, url: str, kwargs: dict[str, Any]) -> httpx.Response:
         """The request under our clock's timeout, transport failures translated once, here."""
         try:
-            return await _within(
+            return await within(
                 self.clock, self.call_timeout_s, self.client.request(method, url, **kwargs)
             )
         except httpx.DecodingError as exc:
@@ -341,7 +341,7 @@ class AccountHttp:
         await self.client.aclose()
 
 
-async def _within(clock: Clock, seconds: float, request: Any) -> httpx.Response:
+async def within(clock: Clock, seconds: float, request: Any) -> httpx.Response:
     """``request`` or TimeoutError after ``seconds`` of the injected clock (virtual or real)."""
     task: asyncio.Task[httpx.Response] = asyncio.ensure_future(request)
     timer = asyncio.ensure_future(clock.sleep(seconds))

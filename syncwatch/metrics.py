@@ -23,6 +23,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -78,6 +79,10 @@ class ContractFigures:
         """Replace one contract's cached ratios (0-1); None or a non-finite value hides it."""
         self._figures[contract] = (_finite(uptime_ratio), _finite(credit_ratio))
 
+    def figures(self) -> dict[str, tuple[float | None, float | None]]:
+        """(uptime, credit) ratios per contract as cached; the status page shows these."""
+        return dict(self._figures)
+
     def describe(self) -> Iterable[Metric]:
         """The families this collector yields, so registering it never calls ``collect``."""
         return self._families({})
@@ -125,6 +130,7 @@ class Metrics:
         self.contracts = ContractFigures()
         self._operations: dict[str, set[str]] = {}
         self._initialised: set[tuple[str, str, str]] = set()
+        self._overdue_seen: dict[tuple[str, str], int] = {}
         self._create_probe_metrics(_latency_buckets(config))
         self._create_api_metrics()
         self._create_status_metrics()
@@ -161,6 +167,12 @@ class Metrics:
             "syncwatch_probes_in_flight",
             "Probes injected and not yet finished.",
             ["integration"],
+            registry=self.registry,
+        )
+        self.overdue = Gauge(
+            "syncwatch_probes_overdue",
+            "Probes in flight for longer than their template's latency objective.",
+            probe,
             registry=self.registry,
         )
         self.last_probe = Gauge(
@@ -266,9 +278,12 @@ class Metrics:
                 self.latency_objective.labels(name, run.template).set(run.latency_objective)
                 self.probe_interval.labels(name, run.template).set(run.every)
             self.probe_timeout.labels(name).set(integration.timeout)
-            self.success_objective.labels(name).set(integration.success_objective_percent / 100)
+            # Through Decimal: 99.9 / 100 in floats is 0.9990000000000001, which would make a
+            # figure exactly at the objective compare as under it in the alert rules.
+            ratio = Decimal(str(integration.success_objective_percent)) / 100
+            self.success_objective.labels(name).set(float(ratio))
         for contract in config.contracts:
-            self.uptime_objective.labels(contract.name).set(float(contract.objective_percent) / 100)
+            self.uptime_objective.labels(contract.name).set(float(contract.objective_percent / 100))
         for account in config.accounts:
             if account.name in daily_windows:
                 window = daily_windows[account.name]
@@ -280,6 +295,7 @@ class Metrics:
         """Create every series of one integration at zero (DESIGN §14.7)."""
         self.in_flight.labels(integration)
         for template in templates:
+            self.overdue.labels(integration, template)
             for outcome in OUTCOMES:
                 self.probes.labels(integration, template, outcome)
             for error_class in ERROR_CLASSES:
@@ -330,6 +346,14 @@ class Metrics:
         """Keep the latest figure of one account's quota window (DESIGN §5)."""
         self.quota_used.labels(account, window).set(used)
         self.quota_limit.labels(account, window).set(limit)
+
+    def set_overdue(self, counts: Mapping[tuple[str, str], int]) -> None:
+        """Overdue probes by (integration, template); pairs not in ``counts`` go back to 0."""
+        for integration, template in self._overdue_seen.keys() - counts.keys():
+            self.overdue.labels(integration, template).set(0)
+        for (integration, template), count in counts.items():
+            self.overdue.labels(integration, template).set(count)
+        self._overdue_seen = dict(counts)
 
     def set_in_flight(self, integration: str, count: int) -> None:
         """How many of the integration's probes are between injection and their outcome."""

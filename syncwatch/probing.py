@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -204,6 +204,19 @@ class ProbeEngine:
         self.work_added.set()
 
     # -- polling -----------------------------------------------------------------------------
+
+    def overdue(self, now: datetime) -> Counter[tuple[str, str]]:
+        """In-flight probes older than their template's latency objective, by (integration,
+        template): whatever happens next they are slow, so a stalled sync shows here long
+        before its first probe is declared lost at the timeout."""
+        counts: Counter[tuple[str, str]] = Counter()
+        for probes in self.in_flight.values():
+            for probe in probes.values():
+                if probe.detected_at is None and (
+                    (now - probe.accepted_at).total_seconds() > probe.run.latency_objective
+                ):
+                    counts[probe.integration.name, probe.run.template] += 1
+        return counts
 
     def in_flight_count(self) -> int:
         return sum(len(probes) for probes in self.in_flight.values())

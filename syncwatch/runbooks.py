@@ -27,7 +27,8 @@ SECTIONS = ("Meaning", "Impact", "Diagnosis", "Mitigation", "Escalation")
 ALERT_RUNBOOKS = ("error_budget_burn", "uptime_below_objective")
 """Pages for Prometheus alerts that are about a budget, not one cause."""
 REQUIRED = (*CAUSES, *ALERT_RUNBOOKS)
-_NAME = re.compile(r"[a-z0-9_]{1,64}")
+NAME = re.compile(r"[a-z0-9_]{1,64}")
+"""What a runbook name may be: it comes from URLs, so nothing that walks a path."""
 _HEADING = re.compile(r"^## +(.+?)\s*$", re.MULTILINE)
 
 
@@ -54,13 +55,13 @@ class Runbooks:
         return sorted(
             path.stem
             for path in self.directory.glob("*.md")
-            if _NAME.fullmatch(path.stem) and path.name != "README.md"
+            if NAME.fullmatch(path.stem) and path.name != "README.md"
         )
 
     def markdown(self, name: str) -> str:
         """The page's Markdown; ``RunbookNotFound`` for an unknown or malformed name (the
         name comes from a URL, so it is checked before it touches the filesystem)."""
-        if not _NAME.fullmatch(name):
+        if not NAME.fullmatch(name):
             raise RunbookNotFound(f"no runbook {name!r}: names are lower-case words and _")
         path = self.directory / f"{name}.md"
         try:

@@ -323,6 +323,28 @@ class Store:
             [to_db_time(since), to_db_time(until)],
         )
 
+    def concluded_probes_since(self, since: datetime) -> list[dict[str, Any]]:
+        """Probes with an outcome scheduled since ``since``, oldest first, with their times
+        (the status page's day)."""
+        return list(
+            self.db.query(
+                f"SELECT {_STATUS_COLUMNS} FROM probes WHERE scheduled_at >= ? "
+                "AND outcome IS NOT NULL ORDER BY scheduled_at, probe_id",
+                [to_db_time(since)],
+            )
+        )
+
+    def last_concluded_probe(self, integration: str) -> dict[str, Any] | None:
+        """The integration's latest probe with an outcome, however old."""
+        rows = list(
+            self.db.query(
+                f"SELECT {_STATUS_COLUMNS} FROM probes WHERE integration = ? "
+                "AND outcome IS NOT NULL ORDER BY scheduled_at DESC, probe_id DESC LIMIT 1",
+                [integration],
+            )
+        )
+        return rows[0] if rows else None
+
     def calls_between(self, since: datetime, until: datetime) -> Iterator[dict[str, Any]]:
         """Every API call made in [since, until), oldest first."""
         return self.db.query(
@@ -357,6 +379,12 @@ class Store:
             [account, to_db_time(since), to_db_time(until)],
         ).fetchone()
         return int(row[0])
+
+
+_STATUS_COLUMNS = (
+    "probe_id, integration, template, outcome, error_class, scheduled_at, verified_at, "
+    "finished_at, latency_s"
+)
 
 
 def _reading(row: dict[str, Any]) -> QuotaReading:

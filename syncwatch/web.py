@@ -1,9 +1,15 @@
-"""The daemon's HTTP surface (DESIGN §9): ``/metrics``, ``/healthz``, ``/readyz`` and an index.
+"""The daemon's HTTP surface (DESIGN §9): metrics, health, the status page, runbooks, the API.
 
 The app runs under uvicorn in the daemon's own event loop, not in a thread: ``/healthz``
 answering is then itself the proof that the loop is not blocked, and handlers read the daemon's
 state without locks. The other side of that bargain is that every handler must be cheap; a scrape
-only copies cached figures (see ``metrics.py``).
+only copies cached figures (see ``metrics.py``), and ``/status`` and ``/api/v1/...`` read a
+snapshot the ``StatusBoard`` refreshes from the store at most once per few seconds (``status.py``).
+A store that cannot be read answers 503 with a one-line reason, never a traceback.
+
+Runbooks are served here so that an incident's link works without a wiki; when the operator has
+one (``runbook_base_url``), ``/runbooks/<name>`` redirects there instead, so the links baked into
+alert rules (``http://<instance>/runbooks/<cause>``) follow the operator's own pages.
 
 Liveness and readiness are separate on purpose. ``/healthz`` fails only when the process should
 be restarted (the loop is stuck: it does not answer at all). ``/readyz`` says whether the monitor
@@ -16,32 +22,50 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from html import escape
 from typing import Any
 
+import structlog
 import uvicorn
+from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from syncwatch.clock import Clock
-from syncwatch.errors import SyncwatchError
+from syncwatch.errors import StoreError, SyncwatchError
 from syncwatch.metrics import Metrics
+from syncwatch.runbooks import NAME as RUNBOOK_NAME
+from syncwatch.runbooks import RunbookNotFound, Runbooks, render_markdown, summary, title
+from syncwatch.status import FILTERS, StatusBoard, incident_rows
+
+log = structlog.get_logger("syncwatch.web")
 
 GRACEFUL_SHUTDOWN_S = 5.0
 """How long ``stop()`` lets an in-progress scrape finish before cutting it off."""
 _STARTUP_POLL_S = 0.01
 
-INDEX = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>syncwatch</title></head>
-<body><h1>syncwatch</h1><ul>
-<li><a href="/metrics">/metrics</a>: Prometheus metrics</li>
-<li><a href="/healthz">/healthz</a>: the daemon's event loop is alive</li>
-<li><a href="/readyz">/readyz</a>: config loaded, store writable, scheduler ticking</li>
-</ul></body></html>
-"""
+STATUS_REFRESH_S = 30
+"""The status page reloads itself this often (a meta refresh: no JavaScript needed)."""
+"""What ``Runbooks`` accepts as a name; checked here too before redirecting to a wiki."""
+MARKDOWN = "text/markdown; charset=utf-8"
+INCIDENT_STATUSES = ("open", "all")
+
+CORE_ENDPOINTS = (
+    ("/metrics", "Prometheus metrics"),
+    ("/healthz", "the daemon's event loop is alive"),
+    ("/readyz", "config loaded, store writable, scheduler ticking"),
+)
+STATUS_ENDPOINTS = (
+    ("/status", "status page: integrations, contracts, incidents and quota"),
+    ("/api/v1/integrations", "JSON: integrations over the last 24 h, contracts and quota"),
+    ("/api/v1/incidents", "JSON: open incidents; ?status=all adds the recently resolved"),
+)
+RUNBOOK_ENDPOINTS = (("/runbooks", "runbooks: what to do for each incident cause"),)
 
 
 class Health:
@@ -107,31 +131,207 @@ class Health:
         return None
 
 
-def create_web_app(metrics: Metrics, health: Health) -> Starlette:
-    """The Starlette app the daemon serves; no lifespan, the daemon owns start and stop."""
+def create_web_app(
+    metrics: Metrics,
+    health: Health,
+    *,
+    status: StatusBoard | None = None,
+    runbooks: Runbooks | None = None,
+    runbook_base_url: str | None = None,
+) -> Starlette:
+    """The Starlette app the daemon serves; no lifespan, the daemon owns start and stop.
 
-    async def index(_request: Request) -> Response:
-        return HTMLResponse(INDEX)
+    ``status`` adds ``/status`` and ``/api/v1/...``; ``runbooks`` adds ``/runbooks`` and its
+    pages, which redirect to ``runbook_base_url + name`` when that is set (the operator's wiki).
+    Without them the app serves what it always did."""
+    pages = _pages()
+    endpoints = list(CORE_ENDPOINTS)
+    routes = [
+        Route("/metrics", _metrics_endpoint(metrics), methods=["GET"]),
+        Route("/healthz", _healthz, methods=["GET"]),
+        Route("/readyz", _readyz_endpoint(health), methods=["GET"]),
+    ]
+    if status is not None:
+        board = _StatusPages(status, pages)
+        endpoints.extend(STATUS_ENDPOINTS)
+        routes.extend(
+            [
+                Route("/status", board.page, methods=["GET"]),
+                Route("/api/v1/integrations", board.integrations, methods=["GET"]),
+                Route("/api/v1/incidents", board.incidents, methods=["GET"]),
+            ]
+        )
+    if runbooks is not None:
+        books = _RunbookPages(runbooks, runbook_base_url, pages)
+        endpoints.extend(RUNBOOK_ENDPOINTS)
+        routes.append(Route("/runbooks", books.index, methods=["GET"]))
+        routes.append(Route("/runbooks/{name}", books.page, methods=["GET"]))
+    routes.append(Route("/", _index_endpoint(_index_page(endpoints)), methods=["GET"]))
+    return Starlette(routes=routes, exception_handlers={404: _not_found})
 
+
+def _metrics_endpoint(metrics: Metrics) -> Callable[[Request], Awaitable[Response]]:
     async def metrics_endpoint(_request: Request) -> Response:
         body, content_type = metrics.render()
         return Response(body, headers={"content-type": content_type})
 
-    async def healthz(_request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+    return metrics_endpoint
 
+
+async def _healthz(_request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+def _readyz_endpoint(health: Health) -> Callable[[Request], Awaitable[Response]]:
     async def readyz(_request: Request) -> Response:
         ok, body = health.ready()
         return JSONResponse(body, status_code=200 if ok else 503)
 
-    return Starlette(
-        routes=[
-            Route("/", index, methods=["GET"]),
-            Route("/metrics", metrics_endpoint, methods=["GET"]),
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/readyz", readyz, methods=["GET"]),
-        ]
+    return readyz
+
+
+def _index_endpoint(html: str) -> Callable[[Request], Awaitable[Response]]:
+    async def index(_request: Request) -> Response:
+        return HTMLResponse(html)
+
+    return index
+
+
+def _index_page(endpoints: Sequence[tuple[str, str]]) -> str:
+    items = "\n".join(
+        f'<li><a href="{escape(path)}">{escape(path)}</a>: {escape(what, quote=False)}</li>'
+        for path, what in endpoints
     )
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>syncwatch</title>'
+        f"</head>\n<body><h1>syncwatch</h1><ul>\n{items}\n</ul></body></html>\n"
+    )
+
+
+async def _not_found(request: Request, _exc: Exception) -> Response:
+    """404 as JSON under ``/api/``, as a small page elsewhere (never Starlette's plain text)."""
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"error": "not found"}, status_code=404)
+    return HTMLResponse(_NOT_FOUND, status_code=404)
+
+
+_NOT_FOUND = (
+    '<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>Not found: syncwatch'
+    "</title></head>\n<body><h1>Not found</h1><p>Nothing is served at this address. See the "
+    '<a href="/">index</a>.</p></body></html>\n'
+)
+
+
+def _pages() -> Environment:
+    """The HTML templates, autoescaped (names, causes and errors come from config and store)."""
+    environment = Environment(
+        loader=PackageLoader("syncwatch", "templates"),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.filters.update(FILTERS)
+    return environment
+
+
+class _StatusPages:
+    """``/status`` and the JSON API, all served from the board's cached snapshot."""
+
+    def __init__(self, board: StatusBoard, pages: Environment) -> None:
+        self.board = board
+        self.template = pages.get_template("status.html")
+
+    def _render(self, status_code: int = 200, **values: Any) -> Response:
+        html = self.template.render(refresh_s=STATUS_REFRESH_S, **values)
+        return HTMLResponse(html, status_code=status_code)
+
+    async def page(self, _request: Request) -> Response:
+        try:
+            snapshot = self.board.snapshot()
+        except StoreError as exc:
+            log.warning("status page unavailable", error=str(exc))
+            return self._render(503, error=str(exc))
+        return self._render(board=snapshot)
+
+    async def integrations(self, _request: Request) -> Response:
+        try:
+            snapshot = self.board.snapshot()
+        except StoreError as exc:
+            return _store_unavailable(exc)
+        keys = ("generated_at", "window_hours", "integrations", "contracts", "quota")
+        return JSONResponse({key: snapshot[key] for key in keys})
+
+    async def incidents(self, request: Request) -> Response:
+        wanted = request.query_params.get("status", "open")
+        if wanted not in INCIDENT_STATUSES:
+            error = f"status must be one of {', '.join(INCIDENT_STATUSES)}, not {wanted!r}"
+            return JSONResponse({"error": error}, status_code=400)
+        try:
+            snapshot = self.board.snapshot()
+        except StoreError as exc:
+            return _store_unavailable(exc)
+        return JSONResponse(
+            {
+                "generated_at": snapshot["generated_at"],
+                "status": wanted,
+                "incidents": incident_rows(snapshot, wanted),
+            }
+        )
+
+
+def _store_unavailable(exc: StoreError) -> Response:
+    log.warning("status API unavailable", error=str(exc))
+    return JSONResponse({"error": "store unavailable", "detail": str(exc)}, status_code=503)
+
+
+class _RunbookPages:
+    """``/runbooks``: the index, and each page rendered, raw, or redirected to the wiki."""
+
+    def __init__(self, runbooks: Runbooks, base_url: str | None, pages: Environment) -> None:
+        self.runbooks = runbooks
+        self.base_url = base_url
+        self.template = pages.get_template("runbook.html")
+
+    def _render(self, status_code: int = 200, **values: Any) -> Response:
+        html = self.template.render(base_url=self.base_url, **values)
+        return HTMLResponse(html, status_code=status_code, headers={"vary": "accept"})
+
+    async def index(self, _request: Request) -> Response:
+        try:
+            entries = [
+                (name, summary(self.runbooks.markdown(name))) for name in self.runbooks.names()
+            ]
+        except OSError as exc:
+            return self._render(503, error=f"cannot read the runbooks: {exc.strerror or exc}")
+        return self._render(index=entries)
+
+    async def page(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if self.base_url is not None:
+            if not RUNBOOK_NAME.fullmatch(name):
+                return self._missing(name)
+            return RedirectResponse(self.base_url + name, status_code=302)
+        try:
+            markdown = self.runbooks.markdown(name)
+        except RunbookNotFound:
+            return self._missing(name)
+        except OSError as exc:
+            return self._render(503, error=f"cannot read runbook {name}: {exc.strerror or exc}")
+        if _wants_markdown(request):
+            return Response(markdown, media_type=MARKDOWN, headers={"vary": "accept"})
+        body = Markup(render_markdown(markdown))  # safe: markdown-it escapes raw HTML
+        return self._render(name=name, title=title(markdown), body=body)
+
+    def _missing(self, name: str) -> Response:
+        return self._render(404, missing=name, index=None)
+
+
+def _wants_markdown(request: Request) -> bool:
+    """``?format=md``, or ``text/markdown`` among the Accept header's media types."""
+    if request.query_params.get("format") == "md":
+        return True
+    accepted = request.headers.get("accept", "")
+    return any(part.split(";")[0].strip() == "text/markdown" for part in accepted.split(","))
 
 
 class _Server(uvicorn.Server):

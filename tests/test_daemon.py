@@ -633,3 +633,31 @@ async def test_a_store_failing_from_the_start_is_reported_after_start_up(
         assert "disk is full" in body["reasons"]["store"]
     finally:
         await daemon.shutdown([])
+
+
+async def test_a_paused_sync_shows_as_overdue_probes_long_before_any_is_lost(
+    tmp_path: Path,
+) -> None:
+    """With the connector paused, probes in flight past their 5-minute objective are counted
+    in syncwatch_probes_overdue within minutes (the 2 h timeout is far off), and the count
+    falls back to zero once the backlog is delivered."""
+    pause = FaultSpec.model_validate({"kind": "sync_pause", "after": "10m", "for": "30m"})
+    rig = make_rig(tmp_path, Scenario(seed=5, faults=[pause]))
+    daemon = rig.daemon()
+    seen: list[float] = []
+
+    def overdue(_elapsed: float) -> None:
+        seen.append(
+            value(
+                samples(daemon),
+                "syncwatch_probes_overdue",
+                integration=INTEGRATION,
+                template="demo-request",
+            )
+        )
+
+    await rig.run_for(75 * 60, daemon=daemon, during=overdue)
+    assert max(seen[:9]) == 0  # before the pause (and its first five minutes)
+    assert seen[24] >= 10  # minute 25: every demo-request probe since minute 10, less five
+    assert seen[-1] == 0
+    assert not [row for row in probes(rig.store) if row["outcome"] == "lost"]

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from syncwatch.sandbox.notifications import inbox_for
 from syncwatch.sandbox.scenario import FaultSpec
 from syncwatch.sandbox.sync import SyncEngine
 from syncwatch.sandbox.world import CrmRecord, World
@@ -26,6 +27,9 @@ def routes(world: World, sync: SyncEngine) -> list[Route]:
     async def records(request: Request) -> Response:
         only_synthetic = request.query_params.get("synthetic") in ("1", "true")
         return JSONResponse(describe_records(world, sync, only_synthetic))
+
+    async def received_notifications(request: Request) -> Response:
+        return JSONResponse({"notifications": inbox_for(world).received})
 
     async def list_faults(request: Request) -> Response:
         return JSONResponse({"faults": [fault.as_json() for fault in world.faults.all()]})
@@ -53,6 +57,7 @@ def routes(world: World, sync: SyncEngine) -> list[Route]:
     return [
         Route("/state", state, methods=["GET"]),
         Route("/records", records, methods=["GET"]),
+        Route("/notifications", received_notifications, methods=["GET"]),
         Route("/faults", list_faults, methods=["GET"]),
         Route("/faults", add_fault, methods=["POST"]),
         Route("/faults", clear_faults, methods=["DELETE"]),
@@ -61,7 +66,8 @@ def routes(world: World, sync: SyncEngine) -> list[Route]:
 
 
 def describe_state(world: World, sync: SyncEngine) -> dict[str, Any]:
-    """Record counts per side, synthetic and other, and the connector's queue."""
+    """Record counts per side, synthetic and other, the connector's queue, and the incident
+    notifications each receiver accepted and rejected."""
     live_contacts = [c for c in world.contacts.values() if c.archived_at is None]
     return {
         "now": world.clock.now().isoformat(),
@@ -81,6 +87,7 @@ def describe_state(world: World, sync: SyncEngine) -> dict[str, Any]:
             "dropped": sync.dropped,
             "rejected": len(sync.errors),
         },
+        "notifications": inbox_for(world).counts(),
         "faults": [fault.as_json() for fault in world.faults.all()],
     }
 

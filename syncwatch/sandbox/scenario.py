@@ -41,7 +41,7 @@ class FaultSpec(_Strict):
     """One fault, scheduled relative to the sandbox's start (scenario) or to now (live)."""
 
     kind: FaultKind
-    vendor: Literal["hubspot", "salesforce"] | None = None
+    vendor: Literal["hubspot", "salesforce", "pagerduty", "slack", "webhook"] | None = None
     after: Seconds = 0.0
     duration: Seconds | None = Field(default=None, alias="for")
     rate: float = Field(default=1.0, ge=0.0, le=1.0)
