@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from syncwatch.clock import Clock
 from syncwatch.config import Config, config_from_data, secret_refs
 from syncwatch.daemon import Tally
 from syncwatch.errors import SyncwatchError
+from syncwatch.incident_store import IncidentStore
 from syncwatch.runner import run_daemon, summarise_latency
 from syncwatch.sandbox.scenario import Scenario
 from syncwatch.store import Store
@@ -32,7 +35,14 @@ log = structlog.get_logger("syncwatch.demo")
 
 DEMO_ORIGIN = "http://127.0.0.1:8900"
 """Where config/demo.yaml expects the sandbox (``syncwatch sandbox``'s default address)."""
-URL_KEYS = ("base_url", "forms_url", "auth_url")
+URL_KEYS = ("base_url", "forms_url", "auth_url", "events_url")
+DEMO_SECRETS = {
+    "SYNCWATCH_DEMO_WEBHOOK_URL": "{origin}/webhook/demo",
+    "SYNCWATCH_DEMO_SLACK_WEBHOOK_URL": "{origin}/slack/services/T0DEMO000/B0DEMO000/demo",
+    "SYNCWATCH_DEMO_PAGERDUTY_ROUTING_KEY": "0123456789abcdef0123456789abcdef",
+}
+"""Placeholders for config/demo.yaml's notification secrets: the sandbox's own receivers (a
+PagerDuty routing key is 32 characters). Every other secret gets any non-empty value."""
 NAIVE_POLL_S = 10.0
 NAIVE_CLEANUP_CALLS = 3
 """A per-probe poller deletes alone: find the source contact, archive it, delete the lead."""
@@ -47,11 +57,14 @@ def demo_config(
         raw = {**raw, "database": str(database.resolve())}
         if listen is not None:
             raw["listen"] = listen
-        raw["accounts"] = [_repoint(account, sandbox_origin) for account in raw.get("accounts", [])]
+        for section in ("accounts", "notifications"):
+            raw[section] = [_repoint(item, sandbox_origin) for item in raw.get(section, [])]
     config = config_from_data(raw, path)
+    origin = sandbox_origin.rstrip("/")
     for _, ref in secret_refs(config):
         if ref.env is not None and not os.environ.get(ref.env, "").strip():
-            os.environ[ref.env] = f"sandbox-{ref.env.lower()}"  # the sandbox takes any value
+            placeholder = DEMO_SECRETS.get(ref.env, f"sandbox-{ref.env.lower()}")
+            os.environ[ref.env] = placeholder.format(origin=origin)
     return config
 
 
@@ -75,6 +88,12 @@ class DemoReport:
     """Synthetic records still in the sandbox, per side."""
     in_flight: int = 0
     cleanup_pending: int = 0
+    incidents: Counter[str] = field(default_factory=Counter)
+    """Incidents this run opened, by cause."""
+    still_open: int = 0
+    notified: int = 0
+    """Notifications delivered; ``notify_pending`` still queued."""
+    notify_pending: int = 0
 
     @property
     def calls_per_probe(self) -> float | None:
@@ -108,6 +127,14 @@ class DemoReport:
                 f"vendor API calls: {self.calls} for {self.probes} probes, "
                 f"{self.calls_per_probe:.2f} per probe{versus}"
             )
+        if self.incidents:
+            causes = ", ".join(f"{n} {cause}" for cause, n in sorted(self.incidents.items()))
+            lines.append(
+                f"incidents: {causes} ({self.still_open} still open); notifications: "
+                f"{self.notified} delivered, {self.notify_pending} pending"
+            )
+        else:
+            lines.append("incidents: none")
         left = ", ".join(f"{side} {n}" for side, n in self.left.items())
         lines.append(f"synthetic leads left in the sandbox: {left or 'unknown'}")
         if any(self.left.values()):
@@ -132,6 +159,7 @@ async def run_demo(
     """Run the daemon for ``duration_s``, drain, and report; ``sandbox`` reaches /_sandbox."""
     stop = asyncio.Event()
     on_stop(stop)
+    started = clock.now()
 
     async def timer() -> None:
         await clock.sleep(duration_s)
@@ -146,6 +174,7 @@ async def run_demo(
     report = DemoReport(tally, probes, sum(tally.calls.values()))
     report.in_flight = len([r for r in store.unfinished_probes() if r["outcome"] is None])
     report.cleanup_pending = len(store.unfinished_probes()) - report.in_flight
+    _count_incidents(report, IncidentStore(store), started)
     try:
         response = await sandbox.get("/_sandbox/state")
         response.raise_for_status()
@@ -156,6 +185,20 @@ async def run_demo(
         # "unknown" rather than the whole demo ending in a traceback.
         log.warning("cannot read the sandbox's state", error=str(exc))
     return report
+
+
+def _count_incidents(report: DemoReport, incidents: IncidentStore, since: datetime) -> None:
+    """This run's incidents and their notifications, from the store."""
+    opened = [
+        i
+        for i in incidents.incidents_between(since, datetime.max.replace(tzinfo=UTC))
+        if i.opened_at >= since
+    ]
+    report.incidents = Counter(incident.cause for incident in opened)
+    report.still_open = sum(incident.is_open for incident in opened)
+    messages = [m for i in opened for m in incidents.outbox(i.key)]
+    report.notified = sum(m.delivered_at is not None for m in messages)
+    report.notify_pending = len(messages) - report.notified
 
 
 def fresh_database() -> Path:

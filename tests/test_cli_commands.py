@@ -372,6 +372,7 @@ def test_demo_prints_a_summary_and_leaves_nothing_behind(demos: dict[str, Demo],
     assert re.search(r"^sync latency: p50 \d+\.\ds, p95 \d+\.\ds over \d+ probes$", stdout, re.M)
     assert re.search(r"^vendor API calls: \d+ for \d+ probes, \d+\.\d\d per probe", stdout, re.M)
     assert "synthetic leads left in the sandbox: hubspot 0, salesforce 0" in lines
+    assert "incidents: none" in lines  # a healthy scenario: nothing to page anyone about
     if demo.sandbox_origin is not None:
         assert f"sandbox:  {demo.sandbox_origin}/_sandbox/state" in lines
         assert synthetic(demo.sandbox_origin) == {"hubspot": 0, "salesforce": 0}

@@ -95,7 +95,7 @@ def test_summary_counts_sections() -> None:
     """summary() is the one line check-config prints on success."""
     path = REPO / "config" / "demo.yaml"
     assert summary(load_config(path)) == (
-        f"{path}: OK — 2 accounts, 1 integration (2 templates), 1 contract, 0 notification targets"
+        f"{path}: OK — 2 accounts, 1 integration (2 templates), 1 contract, 3 notification targets"
     )
 
 
@@ -253,6 +253,7 @@ def test_unresolved_secrets_are_reported_with_their_key(tmp_path: Path) -> None:
     raw["probe_templates"] = str(REPO / "probes")
     raw["accounts"][0]["token"] = {"file": "present"}
     raw["accounts"][1]["auth"]["client_secret"] = {"env": UNSET_ENV}
+    raw["notifications"] = []
     config = config_from_data(raw, tmp_path / "c.yaml")
     assert unresolved_secrets(config) == [
         f"{tmp_path / 'c.yaml'}: accounts[1].auth.client_secret: "
