@@ -48,7 +48,7 @@ DESIGN_FAMILIES = {
 }
 BOUNDED_LABELS = {
     "integration", "template", "outcome", "error_class", "attribution", "vendor", "account",
-    "operation", "result", "window", "contract", "cause", "version", "le",
+    "operation", "result", "window", "contract", "cause", "version", "le", "target",
 }  # fmt: skip
 
 
