@@ -3,19 +3,24 @@
 It owns what no adapter should do on its own: explicit call timeouts on the injected clock,
 bounded retries (tenacity) that honour ``Retry-After`` and never resend a create the vendor may
 have acted on, per-account throttling at the vendor's documented rate (asyncio-throttle, driven
-by the injected clock), the vendor's clock offset from ``Date`` headers, and recording every
-attempt as an API call with its quota figures. Adapters supply what only they know: how to
-classify a response (``Classifier``) and where its quota figures are (``QuotaParser``).
+by the injected clock) and concurrency (where a vendor documents a bound), the vendor's clock
+offset from ``Date`` headers, and recording every attempt as an API call with its quota figures.
+Adapters supply what only they know: how to classify a response (``Classifier``) and where its
+quota figures are (``QuotaParser`` for headers; ``report_quota`` for a vendor, like Marketo, that
+reports usage in a response body).
 
-Nothing here logs a URL, a header or a body; error messages pass through the redactor.
+Nothing here logs a URL, a header or a body; error messages pass through the redactor. httpx's
+own logger does log request URLs (at INFO), and one vendor (Marketo) puts a client secret in the
+token request's query string, so that logger's lines pass through the redactor too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import ssl
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -49,6 +54,19 @@ DEFAULT_CALL_TIMEOUT_S = 30.0
 MAX_ATTEMPTS = 3
 MAX_RETRY_WAIT_S = 60.0
 """A ``Retry-After`` longer than this is not waited for: the probe fails now and says why."""
+
+
+class _RedactStdlibRecord(logging.Filter):
+    """Renders an httpx/httpcore log record through the redactor before any handler sees it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = REDACTOR.text(record.getMessage()), None
+        return True
+
+
+_REDACT_RECORDS = _RedactStdlibRecord()
+for _name in ("httpx", "httpcore"):
+    logging.getLogger(_name).addFilter(_REDACT_RECORDS)
 
 
 @dataclass(frozen=True)
@@ -186,7 +204,10 @@ class AccountHttp:
     network: NetworkHealth = field(default_factory=NetworkHealth)
     redactor: Redactor = REDACTOR
     offset: ClockOffset = field(default_factory=ClockOffset)
+    max_concurrent: int | None = None
+    """Requests in flight at once for this account (Marketo: 10); None leaves it unbounded."""
     _throttlers: dict[str, ClockThrottler] = field(default_factory=dict, init=False)
+    _slots: asyncio.Semaphore | None = field(default=None, init=False)
 
     async def request(
         self,
@@ -263,9 +284,10 @@ class AccountHttp:
     async def _send(self, method: str, url: str, kwargs: dict[str, Any]) -> httpx.Response:
         """The request under our clock's timeout, transport failures translated once, here."""
         try:
-            return await within(
-                self.clock, self.call_timeout_s, self.client.request(method, url, **kwargs)
-            )
+            async with self._slot():
+                return await within(
+                    self.clock, self.call_timeout_s, self.client.request(method, url, **kwargs)
+                )
         except httpx.DecodingError as exc:
             what = "body does not match its content encoding"
             raise MalformedResponse(self._describe(what, exc)) from exc
@@ -292,12 +314,25 @@ class AccountHttp:
             return MonitorNetworkError(f"{message} (our own network check is failing)")
         return kind(message, may_have_acted=acted)
 
+    @contextlib.asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        """One of the vendor's concurrent-request slots, held only while the request is out."""
+        if self.max_concurrent is None:
+            yield
+            return
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.max_concurrent)
+        async with self._slots:
+            yield
+
     def _figures(self, response: httpx.Response) -> list[QuotaFigure]:
-        """Quota figures; an unreadable header costs the figures, never the call's record."""
+        """Quota figures from headers and, where a parser found some, from the body; an
+        unreadable header costs the figures, never the call's record."""
+        reported = list(response.extensions.get(_REPORTED_QUOTA, ()))
         try:
-            return self.quota(response.headers)
+            return [*self.quota(response.headers), *reported]
         except (ValueError, TypeError, KeyError):
-            return []
+            return reported
 
     def _describe(self, what: str, exc: Exception) -> str:
         detail = self.redactor.text(str(exc)) or type(exc).__name__
@@ -392,6 +427,17 @@ def _retry_wait(state: RetryCallState) -> float:
 # -- shared classification helpers (vendor modules build on these) --------------------------
 
 _EXCHANGED_AT = "syncwatch.exchanged_at"
+_REPORTED_QUOTA = "syncwatch.reported_quota"
+
+
+def report_quota(response: httpx.Response, figures: Sequence[QuotaFigure]) -> None:
+    """Hand quota figures a parser read from the body to the call's record.
+
+    For vendors that report usage in a response body rather than in headers (Marketo's
+    ``stats/usage.json``): the parser runs before the call is recorded, so the figures travel
+    with the very call that read them, as header figures do.
+    """
+    response.extensions[_REPORTED_QUOTA] = tuple(figures)
 
 
 def exchanged_at(response: httpx.Response) -> datetime:

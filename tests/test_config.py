@@ -148,7 +148,8 @@ REJECTED: list[tuple[str, list[str]]] = [
             "listen: must be HOST:PORT, e.g. 127.0.0.1:9851",
             "accounts[0].quota.maxshare: unknown key",
             LITERAL,
-            "accounts[1].vendor: unknown value 'marketo'; expected one of hubspot, salesforce",
+            "accounts[1].vendor: unknown value 'mailchimp'; "
+            "expected one of hubspot, marketo, salesforce",
             "integrations[0].templates[0].every: must be at least 10s",
             "integrations[0].templates[0].latency_objective: '5 minutes' is not a duration; "
             "use a number with a unit: 30s, 5m, 1h, 2d",
@@ -355,7 +356,7 @@ def test_holiday_calendars_must_exist(
 def test_union_tags_are_known_to_the_error_formatter() -> None:
     """Every tag of a tagged union is stripped from key paths, so the set must stay complete."""
     schema = str(Config.model_json_schema())
-    tags = {"hubspot", "salesforce", "client_credentials", "jwt_bearer"}
+    tags = {"hubspot", "marketo", "salesforce", "client_credentials", "jwt_bearer"}
     tags |= {"webhook", "slack", "pagerduty", "one_off", "weekly"}
     assert tags == UNION_TAGS
     assert all(f"'{tag}'" in schema for tag in tags - {"one_off"})

@@ -14,6 +14,7 @@ from syncwatch.config.accounts import (
     ClientCredentials,
     HubSpotAccount,
     JwtBearer,
+    MarketoAccount,
     QuotaPolicy,
     SalesforceAccount,
 )
@@ -75,6 +76,7 @@ __all__ = [
     "JwtBearer",
     "LatencyObjective",
     "Listen",
+    "MarketoAccount",
     "NotificationTarget",
     "OneOffWindow",
     "PagerDutyTarget",

@@ -2,8 +2,8 @@
 
 Accounts are a tagged union on ``vendor``. Each model declares what an integration may do with it
 (``roles``, ``source_methods``, ``destination_objects``), so the loader checks references without
-knowing any vendor. Adding Marketo, Pardot, Eloqua, Dynamics 365 or HubSpot CRM is one model
-here plus its entry in ``Account`` and ``ACCOUNT_TYPES``; nothing else in the config changes.
+knowing any vendor. Adding Pardot, Eloqua, Dynamics 365 or HubSpot CRM is one model here plus its
+entry in ``Account`` and ``ACCOUNT_TYPES``; nothing else in the config changes.
 """
 
 from __future__ import annotations
@@ -123,8 +123,43 @@ class SalesforceAccount(AccountBase):
         return self
 
 
-Account = Annotated[HubSpotAccount | SalesforceAccount, Field(discriminator="vendor")]
-ACCOUNT_TYPES: tuple[type[AccountBase], ...] = (HubSpotAccount, SalesforceAccount)
+class MarketoAccount(AccountBase):
+    """Adobe Marketo Engage: a LaunchPoint custom service's client id and secret.
+
+    ``base_url`` is the REST API host (Admin > Integration > Web Services, "Endpoint"). Adobe
+    shows that endpoint ending in ``/rest``; the adapter appends ``/rest/v1/...`` itself, so a
+    pasted ``/rest`` is dropped rather than doubled.
+    """
+
+    roles: ClassVar[frozenset[Role]] = frozenset({"source"})
+    source_methods: ClassVar[tuple[str, ...]] = ("leads", "push")
+
+    vendor: Literal["marketo"]
+    base_url: BaseUrl
+    identity_url: BaseUrl | None = None
+    """Where tokens are requested (Admin > Integration > Web Services, "Identity"); defaults to
+    ``base_url`` + ``/identity``. unconfirmed: that default, derived from the Swagger path
+    ``/identity/oauth/token``; copy the Identity URL from the admin page when in doubt."""
+    client_id: NonEmpty
+    client_secret: Secret
+    daily_limit: int = Field(default=50_000, gt=0)
+    """The subscription's daily API quota: Marketo reports calls used, never the limit."""
+    push_program: NonEmpty | None = None
+    """``programName`` of Push Lead, which the docs require: needed by a ``push`` source."""
+
+    @model_validator(mode="after")
+    def _hosts(self) -> MarketoAccount:
+        if self.base_url.endswith("/rest"):
+            self.base_url = self.base_url.removesuffix("/rest")
+        if self.identity_url is None:
+            self.identity_url = f"{self.base_url}/identity"
+        return self
+
+
+Account = Annotated[
+    HubSpotAccount | MarketoAccount | SalesforceAccount, Field(discriminator="vendor")
+]
+ACCOUNT_TYPES: tuple[type[AccountBase], ...] = (HubSpotAccount, MarketoAccount, SalesforceAccount)
 VENDORS: tuple[str, ...] = tuple(
     get_args(model.model_fields["vendor"].annotation)[0] for model in ACCOUNT_TYPES
 )

@@ -19,7 +19,7 @@ from syncwatch.yamlfile import describe_errors, key_path, reason, validate
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 UNION_TAGS = frozenset(
-    {"hubspot", "salesforce", "client_credentials", "jwt_bearer", "one_off", "weekly"}
+    {"hubspot", "marketo", "salesforce", "client_credentials", "jwt_bearer", "one_off", "weekly"}
     | {"webhook", "slack", "pagerduty"}
 )
 """Every tag of every tagged union in the config models (kept in step by a test)."""

@@ -1,6 +1,7 @@
 """The sandbox as one ASGI app: every emulated vendor under a prefix standing for its host.
 
-``/hubspot`` is api.hubapi.com, ``/hsforms`` is api.hsforms.com, ``/salesforce`` is a My Domain
+``/hubspot`` is api.hubapi.com, ``/hsforms`` is api.hsforms.com, ``/marketo`` is a Marketo
+instance's ``<Munchkin id>.mktorest.com`` (REST and Identity), ``/salesforce`` is a My Domain
 host (login and instance), ``/pagerduty``, ``/slack`` and ``/webhook`` receive incident
 notifications (events.pagerduty.com, hooks.slack.com, any operator's endpoint), ``/_sandbox`` is
 introspection. An account's ``base_url`` is then
@@ -16,7 +17,7 @@ from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from syncwatch.clock import Clock, RealClock
-from syncwatch.sandbox import control, hubspot, notifications, salesforce
+from syncwatch.sandbox import control, hubspot, marketo, notifications, salesforce
 from syncwatch.sandbox.scenario import Scenario
 from syncwatch.sandbox.sync import SyncEngine
 from syncwatch.sandbox.world import World
@@ -57,6 +58,7 @@ def create_app(
         routes=[
             Mount("/hubspot", routes=hubspot.crm_routes(world, sync)),
             Mount("/hsforms", routes=hubspot.forms_routes(world, sync)),
+            Mount("/marketo", routes=marketo.routes(world, sync)),
             Mount("/salesforce", routes=salesforce.routes(world)),
             Mount("/pagerduty", routes=notifications.pagerduty_routes(world)),
             Mount("/slack", routes=notifications.slack_routes(world)),

@@ -77,6 +77,10 @@ def describe_state(world: World, sync: SyncEngine) -> dict[str, Any]:
             "synthetic": sum(world.is_synthetic(c.email) for c in live_contacts),
             "archived": len(world.contacts) - len(live_contacts),
         },
+        "marketo": {
+            "records": len(world.marketo_leads),
+            "synthetic": sum(world.is_synthetic(m.email) for m in world.marketo_leads.values()),
+        },
         "salesforce": {
             "records": len(world.crm),
             "synthetic": sum(world.is_synthetic(r.email) for r in world.crm.values()),
@@ -118,6 +122,16 @@ def describe_records(world: World, sync: SyncEngine, only_synthetic: bool) -> di
             }
             for c in world.contacts.values()
             if wanted(c.email)
+        ],
+        "marketo": [
+            {
+                "id": m.id,
+                "email": m.email,
+                "origin": m.origin,
+                "created_at": m.created_at.isoformat(),
+            }
+            for m in world.marketo_leads.values()
+            if wanted(m.email)
         ],
         "salesforce": [crm_record(r) for r in world.crm.values() if wanted(r.email)],
         "salesforce_deleted": [

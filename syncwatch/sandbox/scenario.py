@@ -41,7 +41,9 @@ class FaultSpec(_Strict):
     """One fault, scheduled relative to the sandbox's start (scenario) or to now (live)."""
 
     kind: FaultKind
-    vendor: Literal["hubspot", "salesforce", "pagerduty", "slack", "webhook"] | None = None
+    vendor: Literal["hubspot", "marketo", "salesforce", "pagerduty", "slack", "webhook"] | None = (
+        None
+    )
     after: Seconds = 0.0
     duration: Seconds | None = Field(default=None, alias="for")
     rate: float = Field(default=1.0, ge=0.0, le=1.0)
@@ -126,10 +128,42 @@ class SyncSpec(_Strict):
     lead_source: str = "HubSpot"
 
 
+MARKETO_MAPPING = {
+    "email": "Email",
+    "firstName": "FirstName",
+    "lastName": "LastName",
+    "company": "Company",
+    "phone": "Phone",
+    "title": "Title",
+    "country": "Country",
+    "leadSource": "LeadSource",
+}
+"""Marketo REST names → Salesforce Lead fields, as Marketo's documented default CRM mapping pairs
+them (Email Address, First/Last Name, Company Name, Phone Number, Job Title, Country, Source)."""
+
+
+class MarketoSpec(_Strict):
+    """The Marketo instance, and its native Salesforce sync of new people (always to a Lead)."""
+
+    client_id: str | None = None  # pin the LaunchPoint service; None accepts any non-empty pair
+    client_secret: str | None = None
+    daily_limit: int = 50_000  # the documented default subscription quota
+    token_lifetime: Seconds = 3600.0  # documented lifespan of a new access token
+    rate_max: int = 100  # calls per rate_interval, per instance
+    rate_interval: Seconds = 20.0
+    concurrency: int = 10
+    # A trigger campaign "Person is Created → Sync Person to SFDC" (or a program synced to a
+    # Salesforce campaign); without one a Marketo-only person never reaches Salesforce.
+    sync_on_create: bool = True
+    sync_latency: LatencySpec = LatencySpec(median=60.0, p95=300.0)
+    mapping: dict[str, str] = dict(MARKETO_MAPPING)
+
+
 class Scenario(_Strict):
     seed: int = 0
     probe_domain: str = "probe.syncwatch.example"
     hubspot: HubSpotSpec = HubSpotSpec()
+    marketo: MarketoSpec = MarketoSpec()
     salesforce: SalesforceSpec = SalesforceSpec()
     sync: SyncSpec = SyncSpec()
     faults: list[FaultSpec] = []

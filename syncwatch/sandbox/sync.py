@@ -1,9 +1,10 @@
-"""The pretend HubSpot → Salesforce connector.
+"""The pretend connectors to Salesforce: HubSpot's, and Marketo's native sync.
 
-A contact queued here becomes a Salesforce record after a log-normal latency drawn from the
-scenario (seeded), with the connector's field mapping. Work happens lazily: every request to the
-sandbox first delivers what has fallen due on the clock, so virtual time needs no background task
-and a record's true creation time is exactly its due time, not when somebody happened to look.
+A HubSpot contact or a Marketo lead queued here becomes a Salesforce record after a log-normal
+latency drawn from the scenario (seeded; each connector has its own), with that connector's field
+mapping. Work happens lazily: every request to the sandbox first delivers what has fallen due on
+the clock, so virtual time needs no background task and a record's true creation time is exactly
+its due time, not when somebody happened to look.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from syncwatch.sandbox.world import Contact, World
+from syncwatch.sandbox.scenario import LatencySpec
+from syncwatch.sandbox.world import Contact, MarketoLead, World
 
 _Z95 = 1.6448536269514722  # standard normal quantile at 0.95
 
@@ -26,6 +28,8 @@ class PendingSync:
     seq: int
     contact_id: str = field(compare=False)
     enqueued_at: datetime = field(compare=False)
+    source: str = field(default="hubspot", compare=False)
+    """Where the record waits: ``hubspot`` (``contact_id`` is a contact) or ``marketo`` (a lead)."""
 
 
 @dataclass
@@ -37,9 +41,10 @@ class SyncEngine:
     dropped: int = 0
     _seq: itertools.count[int] = field(default_factory=itertools.count)
 
-    def draw_latency(self) -> float:
-        """Seconds of connector latency: log-normal through the scenario's median and p95."""
-        spec = self.world.scenario.sync.latency
+    def draw_latency(self, spec: LatencySpec | None = None) -> float:
+        """Seconds of connector latency: log-normal through the median and p95 of ``spec`` (by
+        default the HubSpot connector's)."""
+        spec = spec or self.world.scenario.sync.latency
         mu = math.log(spec.median)
         sigma = (math.log(spec.p95) - mu) / _Z95
         return self.world.rng.lognormvariate(mu, sigma)
@@ -48,6 +53,14 @@ class SyncEngine:
         now = self.world.clock.now()
         due = now + timedelta(seconds=self.draw_latency())
         item = PendingSync(due, next(self._seq), contact.id, now)
+        heapq.heappush(self.queue, item)
+        return item
+
+    def enqueue_marketo(self, lead: MarketoLead) -> PendingSync:
+        """A new Marketo person, sent on by the instance's "Sync Person to SFDC" trigger."""
+        now = self.world.clock.now()
+        due = now + timedelta(seconds=self.draw_latency(self.world.scenario.marketo.sync_latency))
+        item = PendingSync(due, next(self._seq), str(lead.id), now, "marketo")
         heapq.heappush(self.queue, item)
         return item
 
@@ -62,7 +75,7 @@ class SyncEngine:
             item = heapq.heappop(self.queue)
             effective = self._after_pauses(item.due_at)
             if effective > now:
-                held.append(PendingSync(effective, item.seq, item.contact_id, item.enqueued_at))
+                held.append(replace(item, due_at=effective))
                 continue
             self._deliver(item, effective)
         for item in held:
@@ -77,23 +90,34 @@ class SyncEngine:
         return moment
 
     def _deliver(self, item: PendingSync, at: datetime) -> None:
-        contact = self.world.contacts.get(item.contact_id)
-        if contact is None or contact.archived_at is not None:
-            return  # deleted in HubSpot before it synced: the connector has nothing to send
+        source = self._source_record(item)
+        if source is None:
+            return  # deleted at the source before it synced: the connector has nothing to send
+        fields, sobject = source
         faults = self.world.faults
         if faults.fire("drop", "salesforce", at):
             self.dropped += 1
             return
-        fields = self.map_fields(contact)
         if (corrupt := faults.fire("corrupt", "salesforce", at)) and corrupt.spec.field:
             fields[corrupt.spec.field] = corrupt.spec.value or None
-        if problem := self._rejection(fields, at):
-            self.errors.append({"contact_id": contact.id, "at": at.isoformat(), **problem})
+        if problem := self._rejection(fields, sobject, at):
+            entry = {"contact_id": item.contact_id, "source": item.source, "at": at.isoformat()}
+            self.errors.append({**entry, **problem})
             return
         copies = 2 if faults.fire("duplicate", "salesforce", at) else 1
         for _ in range(copies):
-            self.world.new_crm_record(self.world.scenario.sync.sobject, fields, at, contact.id)
+            self.world.new_crm_record(sobject, fields, at, item.contact_id)
         self.delivered += 1
+
+    def _source_record(self, item: PendingSync) -> tuple[dict[str, Any], str] | None:
+        """The mapped fields and target object of a queued record that still exists."""
+        if item.source == "marketo":
+            lead = self.world.marketo_leads.get(int(item.contact_id))
+            return (self.map_marketo(lead), "Lead") if lead is not None else None
+        contact = self.world.contacts.get(item.contact_id)
+        if contact is None or contact.archived_at is not None:
+            return None
+        return self.map_fields(contact), self.world.scenario.sync.sobject
 
     def map_fields(self, contact: Contact) -> dict[str, Any]:
         sync = self.world.scenario.sync
@@ -108,9 +132,22 @@ class SyncEngine:
             fields.setdefault("Status", "Open - Not Contacted")
         return fields
 
-    def _rejection(self, fields: dict[str, Any], at: datetime) -> dict[str, Any] | None:
+    def map_marketo(self, lead: MarketoLead) -> dict[str, Any]:
+        """Marketo's sync creates a Lead (owner from the scenario; no default LeadSource)."""
+        fields: dict[str, Any] = {
+            target: lead.fields[source]
+            for source, target in self.world.scenario.marketo.mapping.items()
+            if lead.fields.get(source) not in (None, "")
+        }
+        fields["OwnerId"] = self.world.scenario.salesforce.default_owner_id
+        fields.setdefault("Status", "Open - Not Contacted")
+        return fields
+
+    def _rejection(
+        self, fields: dict[str, Any], sobject: str, at: datetime
+    ) -> dict[str, Any] | None:
         """Salesforce's own checks on the connector's insert, as its sync-error log shows them."""
-        required = ["LastName", "Company"] if self.world.scenario.sync.sobject == "Lead" else []
+        required = ["LastName", "Company"] if sobject == "Lead" else []
         missing = [name for name in required if not fields.get(name)]
         if missing:
             return {

@@ -1,4 +1,4 @@
-"""The sandbox's in-memory world: both vendors' records, the connector queue, faults, dice.
+"""The sandbox's in-memory world: every vendor's records, the connector queue, faults, dice.
 
 Vendor modules own HTTP shapes; this module owns the facts they render, so the sync engine and
 the introspection endpoints see one truth.
@@ -58,6 +58,21 @@ class Contact:
 
 
 @dataclass
+class MarketoLead:
+    """A Marketo person ("lead"): REST field names as sent, timestamps to the second as shown."""
+
+    id: int
+    fields: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    origin: str  # "leads" (Sync Leads) or "push" (Push Lead)
+
+    @property
+    def email(self) -> str:
+        return str(self.fields.get("email") or "")
+
+
+@dataclass
 class CrmRecord:
     """A Salesforce Lead or Contact; ``created_at`` is the true instant, to the microsecond."""
 
@@ -82,6 +97,8 @@ class World:
     started_at: datetime
     faults: FaultBook
     contacts: dict[str, Contact] = field(default_factory=dict)
+    #: Marketo people by lead id; Delete Leads removes them outright (no archive).
+    marketo_leads: dict[int, MarketoLead] = field(default_factory=dict)
     crm: dict[str, CrmRecord] = field(default_factory=dict)
     #: Deleted CRM records, kept so ground truth (true creation instants) outlives clean-up.
     deleted_crm: dict[str, CrmRecord] = field(default_factory=dict)
@@ -90,6 +107,7 @@ class World:
     vendor_state: dict[str, Any] = field(default_factory=dict)
     _live_by_email: dict[str, str] = field(default_factory=dict)
     _contact_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(101))
+    _lead_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(318581))
     _crm_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     @classmethod
@@ -124,6 +142,17 @@ class World:
         if contact.email:
             self._live_by_email[contact.email.lower()] = contact.id
         return contact
+
+    def marketo_leads_by_email(self, email: str) -> list[MarketoLead]:
+        """Every person with this email (Marketo allows duplicates), oldest first."""
+        wanted = email.lower()
+        return [lead for lead in self.marketo_leads.values() if lead.email.lower() == wanted]
+
+    def new_marketo_lead(self, fields: dict[str, Any], origin: str) -> MarketoLead:
+        now = self.clock.now()
+        lead = MarketoLead(next(self._lead_ids), dict(fields), now, now, origin)
+        self.marketo_leads[lead.id] = lead
+        return lead
 
     def new_crm_record(
         self,

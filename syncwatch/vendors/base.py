@@ -144,6 +144,7 @@ class Wiring:
         quota: QuotaParser,
         daily_window: str,
         rates: Mapping[str, Rate],
+        max_concurrent: int | None = None,
     ) -> AccountHttp:
         """One account's client, with what only its vendor module knows filled in."""
         return AccountHttp(
@@ -158,6 +159,7 @@ class Wiring:
             rates=rates,
             call_timeout_s=self.call_timeout_s,
             network=self.network,
+            max_concurrent=max_concurrent,
         )
 
     def client(self, base_url: str) -> httpx.AsyncClient:

@@ -12,7 +12,7 @@ from typing import Any
 
 from syncwatch.config import Config, Integration
 from syncwatch.http import AccountHttp
-from syncwatch.vendors import hubspot, salesforce
+from syncwatch.vendors import hubspot, marketo, salesforce
 from syncwatch.vendors.base import Destination, Source, Wiring
 
 
@@ -29,6 +29,9 @@ class VendorModule:
 VENDORS: dict[str, VendorModule] = {
     "hubspot": VendorModule(
         hubspot.account_http, hubspot.DAILY_WINDOW, source=hubspot.HubSpotSource
+    ),
+    "marketo": VendorModule(
+        marketo.account_http, marketo.DAILY_WINDOW, source=marketo.MarketoSource
     ),
     "salesforce": VendorModule(
         salesforce.account_http,
