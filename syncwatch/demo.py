@@ -43,6 +43,8 @@ DEMO_SECRETS = {
 }
 """Placeholders for config/demo.yaml's notification secrets: the sandbox's own receivers (a
 PagerDuty routing key is 32 characters). Every other secret gets any non-empty value."""
+SIDES = ("hubspot", "marketo", "salesforce")
+"""The sandbox's sides the demo's integrations touch, for "synthetic leads left"."""
 NAIVE_POLL_S = 10.0
 NAIVE_CLEANUP_CALLS = 3
 """A per-probe poller deletes alone: find the source contact, archive it, delete the lead."""
@@ -179,7 +181,8 @@ async def run_demo(
         response = await sandbox.get("/_sandbox/state")
         response.raise_for_status()
         state = response.json()
-        report.left = {side: int(state[side]["synthetic"]) for side in ("hubspot", "salesforce")}
+        sides = [side for side in SIDES if isinstance(state.get(side), dict)]
+        report.left = {side: int(state[side]["synthetic"]) for side in sides}
     except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
         # The sandbox went away (or is not one): the probes' report still stands; "left" reads
         # "unknown" rather than the whole demo ending in a traceback.

@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 SANDBOX = "http://sandbox.test"
 
 
+MARKETO_PAIR = "marketo-to-salesforce"
 TEST_SECRETS = {
     "hubspot-token": "test-hubspot-token-value",
     "salesforce-secret": "test-salesforce-secret-value",
@@ -35,13 +36,27 @@ TEST_SECRETS = {
 
 
 def demo_raw(
-    tmp_path: Path, origin: str = SANDBOX, secrets: dict[str, str] = TEST_SECRETS
+    tmp_path: Path,
+    origin: str = SANDBOX,
+    secrets: dict[str, str] = TEST_SECRETS,
+    *,
+    marketo: bool = False,
 ) -> dict[str, Any]:
-    """config/demo.yaml as data, pointed at the sandbox at ``origin``, secrets in files."""
+    """config/demo.yaml as data, pointed at the sandbox at ``origin``, secrets in files.
+
+    Without ``marketo`` only the HubSpot → Salesforce pair is kept (what most tests are about,
+    and what their counts assume); with it, the demo's Marketo → Salesforce pair too."""
     raw: dict[str, Any] = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
-    for name, value in secrets.items():
+    for name, value in {**secrets, "marketo-secret": "test-marketo-secret-value"}.items():
         (tmp_path / name).write_text(f"{value}\n", encoding="utf-8")
-    hubspot, salesforce = raw["accounts"]
+    hubspot, salesforce, marketo_account = raw["accounts"]
+    if marketo:
+        marketo_account["base_url"] = f"{origin}/marketo"
+        marketo_account["client_secret"] = {"file": str(tmp_path / "marketo-secret")}
+    else:
+        raw["accounts"] = [hubspot, salesforce]
+        raw["integrations"] = [i for i in raw["integrations"] if i["name"] != MARKETO_PAIR]
+        raw["contracts"] = [c for c in raw["contracts"] if c["vendor"] != "marketo"]
     hubspot.update(base_url=f"{origin}/hubspot", forms_url=f"{origin}/hsforms")
     hubspot["token"] = {"file": str(tmp_path / "hubspot-token")}
     salesforce["base_url"] = f"{origin}/salesforce"

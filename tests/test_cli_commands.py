@@ -33,7 +33,10 @@ from syncwatch.daemon import START_JITTER_S
 
 REPO = Path(__file__).resolve().parent.parent
 INTEGRATION = "hubspot-to-salesforce"
-FAST_SCENARIO = "seed: 4\nsync: {latency: {median: 1s, p95: 2s}}\n"
+FAST_SCENARIO = (
+    "seed: 4\nsync: {latency: {median: 1s, p95: 2s}}\n"
+    "marketo: {sync_latency: {median: 1s, p95: 2s}}\n"
+)
 SECRETS = {
     "hubspot-token": "hs-token-6f1d2c9e8b7a",
     "salesforce-secret": "sf-secret-3a4b5c6d7e8f",
@@ -159,7 +162,7 @@ def sandbox_process(directory: Path) -> Iterator[str]:
 
 def synthetic(origin: str) -> dict[str, int]:
     state = httpx.get(f"{origin}/_sandbox/state", timeout=5).json()
-    return {side: state[side]["synthetic"] for side in ("hubspot", "salesforce")}
+    return {side: state[side]["synthetic"] for side in ("hubspot", "marketo", "salesforce")}
 
 
 # -- configs -------------------------------------------------------------------------------------
@@ -170,6 +173,13 @@ def demo_yaml() -> dict[str, Any]:
     raw: dict[str, Any] = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
     raw["probe_templates"] = str(REPO / "probes")
     raw["integrations"][0].update(FAST_SCHEDULE)
+    raw["integrations"][1].update(
+        templates=[
+            {"template": "marketo-demo-request", "every": "10s", "latency_objective": "30s"}
+        ],
+        timeout="1m",
+        poll={"first_after": "2s", "every": "5s"},
+    )
     return raw
 
 
@@ -214,7 +224,7 @@ def test_probe_finds_the_lead_reports_its_latency_and_cleans_up(
     assert fields["error_class"] is None
     assert isinstance(fields["latency_s"], float)
     assert 0 <= fields["latency_s"] < 10
-    assert synthetic(sandbox) == {"hubspot": 0, "salesforce": 0}
+    assert synthetic(sandbox) == {"hubspot": 0, "marketo": 0, "salesforce": 0}
 
     other = syncwatch(*probe, "--template", "content-download")
     assert other.returncode == 0, other.stderr
@@ -223,7 +233,7 @@ def test_probe_finds_the_lead_reports_its_latency_and_cleans_up(
     assert table["template"] == "content-download"
     assert table["outcome"] == "ok"
     assert 0 <= float(table["latency_s"]) < 10
-    assert synthetic(sandbox) == {"hubspot": 0, "salesforce": 0}
+    assert synthetic(sandbox) == {"hubspot": 0, "marketo": 0, "salesforce": 0}
     assert_no_secrets(result.stdout, result.stderr, other.stdout, other.stderr)
 
 
@@ -371,11 +381,11 @@ def test_demo_prints_a_summary_and_leaves_nothing_behind(demos: dict[str, Demo],
     assert int(outcomes[1]) >= 1
     assert re.search(r"^sync latency: p50 \d+\.\ds, p95 \d+\.\ds over \d+ probes$", stdout, re.M)
     assert re.search(r"^vendor API calls: \d+ for \d+ probes, \d+\.\d\d per probe", stdout, re.M)
-    assert "synthetic leads left in the sandbox: hubspot 0, salesforce 0" in lines
+    assert "synthetic leads left in the sandbox: hubspot 0, marketo 0, salesforce 0" in lines
     assert "incidents: none" in lines  # a healthy scenario: nothing to page anyone about
     if demo.sandbox_origin is not None:
         assert f"sandbox:  {demo.sandbox_origin}/_sandbox/state" in lines
-        assert synthetic(demo.sandbox_origin) == {"hubspot": 0, "salesforce": 0}
+        assert synthetic(demo.sandbox_origin) == {"hubspot": 0, "marketo": 0, "salesforce": 0}
     assert "Traceback" not in stderr
 
 
@@ -388,7 +398,9 @@ def test_demo_runs_on_the_shipped_config_and_scenario(demos: dict[str, Demo]) ->
     assert returncode == 0, stderr
     assert re.search(r"^probes: ", stdout, re.M), stdout
     assert re.search(
-        r"^synthetic leads left in the sandbox: hubspot \d+, salesforce \d+$", stdout, re.M
+        r"^synthetic leads left in the sandbox: hubspot \d+, marketo \d+, salesforce \d+$",
+        stdout,
+        re.M,
     )
     assert "Traceback" not in stderr
 

@@ -56,8 +56,9 @@ def test_shipped_probe_file_loads(path: Path) -> None:
 def test_demo_config_points_at_the_sandbox() -> None:
     """The demo config targets the sandbox's prefixes, default portal, form and probe domain."""
     config = load_config(REPO / "config" / "demo.yaml")
-    hubspot, salesforce = config.accounts
+    hubspot, salesforce, marketo = config.accounts
     assert hubspot.base_url == "http://127.0.0.1:8900/hubspot"
+    assert marketo.base_url == "http://127.0.0.1:8900/marketo"
     assert getattr(hubspot, "forms_url", None) == "http://127.0.0.1:8900/hsforms"
     assert getattr(hubspot, "portal_id", None) == "20112233"
     assert salesforce.base_url == "http://127.0.0.1:8900/salesforce"
@@ -65,7 +66,11 @@ def test_demo_config_points_at_the_sandbox() -> None:
     assert getattr(hubspot, "portal_id", None) == sandbox.hubspot.portal_id
     assert config.integrations[0].source.form_guid == sandbox.hubspot.forms[0].guid
     assert config.probe_domain == sandbox.probe_domain
-    assert set(config.templates) == {"demo-request", "content-download"}
+    assert set(config.templates) == {"demo-request", "content-download", "marketo-demo-request"}
+    assert [i.name for i in config.integrations] == [
+        "hubspot-to-salesforce",
+        "marketo-to-salesforce",
+    ]
 
 
 def test_templates_inherit_the_integration_schedule() -> None:
@@ -95,7 +100,8 @@ def test_summary_counts_sections() -> None:
     """summary() is the one line check-config prints on success."""
     path = REPO / "config" / "demo.yaml"
     assert summary(load_config(path)) == (
-        f"{path}: OK — 2 accounts, 1 integration (2 templates), 1 contract, 3 notification targets"
+        f"{path}: OK — 3 accounts, 2 integrations (3 templates), 2 contracts, "
+        "3 notification targets"
     )
 
 
@@ -124,7 +130,7 @@ REJECTED: list[tuple[str, list[str]]] = [
         "invalid-unknown-template",
         [
             "integrations[0].templates[0].template: no probe template named 'demo-requests'; "
-            "found 2 templates (content-download, demo-request)"
+            "found 3 templates (content-download, demo-request, marketo-demo-request)"
         ],
     ),
     (
@@ -254,6 +260,7 @@ def test_unresolved_secrets_are_reported_with_their_key(tmp_path: Path) -> None:
     raw["probe_templates"] = str(REPO / "probes")
     raw["accounts"][0]["token"] = {"file": "present"}
     raw["accounts"][1]["auth"]["client_secret"] = {"env": UNSET_ENV}
+    raw["accounts"][2]["client_secret"] = {"file": "present"}
     raw["notifications"] = []
     config = config_from_data(raw, tmp_path / "c.yaml")
     assert unresolved_secrets(config) == [
