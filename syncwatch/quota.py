@@ -19,6 +19,7 @@ refreshes an account's figure; after this long one probe may run (about three ca
 learn whether the allowance has recovered, and the ``quota_low`` check stops judging by it."""
 
 _DIGITS = re.compile(r"[0-9]+")
+_PARDOT_USAGE = re.compile(r"\s*([0-9]+)\s*(?:/\s*([0-9]+)\s*)?")
 #: ``api-usage=25/5000`` and ``per-app-api-usage=17/250(appName=sample-connected-app)``.
 _SFORCE_PAIR = re.compile(r"([A-Za-z][\w-]*)=(\d+)/(\d+)(?:\(appName=([^)]*)\))?")
 
@@ -58,6 +59,21 @@ def parse_hubspot_headers(headers: Mapping[str, str]) -> list[QuotaFigure]:
         name = f"{interval_ms / 1000:g}s" if interval_ms else "window"
         figures.append(QuotaFigure(name, window[0] - window[1], window[0]))
     return figures
+
+
+def parse_pardot_usage(value: str | None, daily_limit: int) -> list[QuotaFigure]:
+    """Account Engagement's opt-in ``x-api-usage`` header as the ``daily`` figure: ``USED/MAX``,
+    or ``USED`` of the configured ``daily_limit``.
+
+    The v5 overview describes it only as the calls made in the last day over the maximum the
+    account can make (sent when the request carries ``X-Return-Api-Usage``). unconfirmed: its
+    exact format; anything but those two shapes is no figure, never a guess.
+    """
+    match = _PARDOT_USAGE.fullmatch(value or "")
+    if match is None:
+        return []
+    limit = int(match.group(2)) if match.group(2) else daily_limit
+    return [QuotaFigure("daily", int(match.group(1)), limit)] if limit > 0 else []
 
 
 def _pair(headers: Mapping[str, str], limit_key: str, remaining_key: str) -> tuple[int, int] | None:

@@ -25,7 +25,11 @@ from syncwatch.sla import CallEvent, Event, SlaResult, evaluate, month_period
 from syncwatch.sla.intervals import VENDOR_CLASSES
 from syncwatch.store import Store
 
-VENDOR_TITLES = {"hubspot": "HubSpot", "salesforce": "Salesforce"}
+VENDOR_TITLES = {
+    "dynamics": "Microsoft Dynamics 365",
+    "hubspot": "HubSpot",
+    "salesforce": "Salesforce",
+}
 """Vendors as they spell themselves, for the document that is sent to them."""
 
 CSV_COLUMNS = (

@@ -142,7 +142,7 @@ def test_check_config_accepts_the_example_with_a_one_line_summary() -> None:
     )
     assert result.exit_code == 0
     assert result.stdout.strip().splitlines() == [
-        f"{REPO / 'config' / 'syncwatch.example.yaml'}: OK — 4 accounts, 1 integration "
+        f"{REPO / 'config' / 'syncwatch.example.yaml'}: OK — 7 accounts, 1 integration "
         "(2 templates), 1 contract, 3 notification targets"
     ]
     assert "warning:" not in result.stdout

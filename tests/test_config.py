@@ -120,6 +120,32 @@ REJECTED: list[tuple[str, list[str]]] = [
     ("invalid-integration-every", ["integrations[0].every: must be at least 10s"]),
     ("invalid-unknown-account", ["integrations[0].source.account: no account named 'hubspot-prd'"]),
     (
+        "invalid-pardot-account",
+        [
+            "accounts[0].auth_url: required key is missing",
+            "accounts[0].business_unit_id: must look like 0Uv5e0000000SWAAA2 (18 characters)",
+            "accounts[0].daily_limit: must be greater than 0",
+        ],
+    ),
+    (
+        "invalid-pardot-source",
+        [
+            "integrations[0].source.form_handler_url: required with method form_handler",
+            "integrations[1].source.form_handler_url: only used with method form_handler",
+            "integrations[2].source.method: must be one of api, form_handler for a pardot account",
+        ],
+    ),
+    (
+        "invalid-eloqua-account",
+        [
+            "accounts[0].company: must look like AcmeCorp (no \\ or :)",
+            "accounts[0].username: must look like api.user (no \\ or :)",
+            "accounts[0].password: "
+            "literal secrets are not allowed; use {env: NAME} or {file: PATH}",
+            "accounts[0].login_url: must be an http:// or https:// URL",
+        ],
+    ),
+    (
         "invalid-wrong-vendor-role",
         [
             "integrations[0].source.account: a salesforce account cannot be a source",
@@ -155,7 +181,7 @@ REJECTED: list[tuple[str, list[str]]] = [
             "accounts[0].quota.maxshare: unknown key",
             LITERAL,
             "accounts[1].vendor: unknown value 'mailchimp'; "
-            "expected one of hubspot, marketo, salesforce",
+            "expected one of dynamics, eloqua, hubspot, marketo, pardot, salesforce",
             "integrations[0].templates[0].every: must be at least 10s",
             "integrations[0].templates[0].latency_objective: '5 minutes' is not a duration; "
             "use a number with a unit: 30s, 5m, 1h, 2d",
@@ -365,6 +391,9 @@ def test_union_tags_are_known_to_the_error_formatter() -> None:
     schema = str(Config.model_json_schema())
     tags = {"hubspot", "marketo", "salesforce", "client_credentials", "jwt_bearer"}
     tags |= {"webhook", "slack", "pagerduty", "one_off", "weekly"}
+    tags |= {"dynamics"}
+    tags |= {"pardot"}
+    tags |= {"eloqua"}
     assert tags == UNION_TAGS
     assert all(f"'{tag}'" in schema for tag in tags - {"one_off"})
 

@@ -14,7 +14,10 @@ from typing import Any, get_args
 
 import pytest
 from daemon_support import SANDBOX, build_config, demo_raw
+from dynamics_support import add_dynamics
+from eloqua_support import with_eloqua
 from marketo_support import with_marketo
+from pardot_support import with_pardot
 
 from syncwatch.clock import VirtualClock
 from syncwatch.config import ACCOUNT_TYPES
@@ -61,6 +64,9 @@ async def test_every_built_adapter_keeps_the_protocol_its_role_claims(tmp_path: 
     down to parameter names, type hints and return types."""
     raw = demo_raw(tmp_path)
     with_marketo(tmp_path, SANDBOX)(raw)
+    with_pardot(tmp_path, SANDBOX)(raw)
+    add_dynamics(tmp_path, SANDBOX)(raw)
+    with_eloqua(tmp_path, SANDBOX)(raw)
     config = build_config(raw, tmp_path)
     assert {account.vendor for account in config.accounts} == set(VENDORS)
     adapters = build_adapters(config, Wiring(clock=VirtualClock(), sink=lambda *_: None))
@@ -68,8 +74,11 @@ async def test_every_built_adapter_keeps_the_protocol_its_role_claims(tmp_path: 
         built: list[tuple[Any, type]] = [(s, Source) for s in adapters.sources.values()]
         built += [(d, Destination) for d in adapters.destinations.values()]
         assert {type(adapter).__name__ for adapter, _ in built} == {
+            "DynamicsDestination",
+            "EloquaSource",
             "HubSpotSource",
             "MarketoSource",
+            "PardotSource",
             "SalesforceDestination",
         }
         for adapter, protocol in built:

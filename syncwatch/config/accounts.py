@@ -156,10 +156,107 @@ class MarketoAccount(AccountBase):
         return self
 
 
+class PardotAccount(AccountBase):
+    """Marketing Cloud Account Engagement (Pardot): Salesforce OAuth plus a business unit.
+
+    Tokens come from the Salesforce org (``auth_url``: its My Domain host, or
+    ``login.salesforce.com`` / ``test.salesforce.com``) through a connected app with the
+    ``pardot_api`` scope; every API call names the business unit (``0Uv``, 18 characters).
+    """
+
+    roles: ClassVar[frozenset[Role]] = frozenset({"source"})
+    source_methods: ClassVar[tuple[str, ...]] = ("api", "form_handler")
+
+    vendor: Literal["pardot"]
+    base_url: BaseUrl = "https://pi.pardot.com"
+    """``https://pi.demo.pardot.com`` for developer orgs and sandboxes."""
+    auth_url: BaseUrl
+    business_unit_id: Annotated[
+        str, AfterValidator(matches(r"0Uv[0-9A-Za-z]{15}", "0Uv5e0000000SWAAA2 (18 characters)"))
+    ]
+    auth: Annotated[ClientCredentials | JwtBearer, Field(discriminator="flow")]
+    daily_limit: int = Field(default=25_000, gt=0)
+    """The edition's daily API calls (Growth 25,000; Plus 50,000; Advanced and Premium 100,000),
+    the limit whenever the opt-in usage header reports calls used without one."""
+
+    @model_validator(mode="after")
+    def _audience(self) -> PardotAccount:
+        if isinstance(self.auth, JwtBearer) and self.auth.audience is None:
+            self.auth.audience = self.auth_url
+        return self
+
+
+class DynamicsAccount(AccountBase):
+    """Microsoft Dynamics 365 (Dataverse): an Entra ID app registration and its application user.
+
+    ``base_url`` is the environment URL (``https://ORG.crm.dynamics.com``, Power Apps > Settings >
+    Developer resources); tokens are requested from ``auth_url``/``tenant_id`` with the scope
+    ``<base_url>/.default``.
+    """
+
+    roles: ClassVar[frozenset[Role]] = frozenset({"destination"})
+    destination_objects: ClassVar[tuple[str, ...]] = ("lead", "contact")
+
+    vendor: Literal["dynamics"]
+    base_url: BaseUrl
+    auth_url: BaseUrl = "https://login.microsoftonline.com"
+    tenant_id: Annotated[
+        str, AfterValidator(matches(r"[A-Za-z0-9][A-Za-z0-9.-]{0,253}", "contoso.onmicrosoft.com"))
+    ]
+    """The directory (tenant) id, a GUID or a domain name."""
+    client_id: NonEmpty
+    client_secret: Secret
+    api_version: Annotated[
+        str, BeforeValidator(str), AfterValidator(matches(r"v9\.\d", "v9.2"))
+    ] = "v9.2"
+    burst_limit: int = Field(default=6_000, gt=0)
+    """Service protection: requests per user per web server in 5 minutes (the documented
+    default; "may vary between environments"). Dataverse reports only what remains."""
+    time_limit_s: int = Field(default=1_200, gt=0)
+    """Service protection: combined execution seconds per 5 minutes (documented default)."""
+
+
+class EloquaAccount(AccountBase):
+    """Oracle Eloqua: HTTP Basic as ``company\\username`` with the user's password.
+
+    The pod's base URL is discovered at ``login_url`` + ``/id`` (same header) and re-discovered
+    when the pod refuses a call or cannot be reached; ``base_url`` pins it instead, skipping
+    discovery (a sandbox, a test double). Oracle recommends OAuth 2.0, but its documented grants
+    need an AppCloud app and either a browser (authorization code, implicit) or this same
+    password (resource owner): not offered here.
+    """
+
+    roles: ClassVar[frozenset[Role]] = frozenset({"source"})
+    source_methods: ClassVar[tuple[str, ...]] = ("contacts_api",)
+
+    vendor: Literal["eloqua"]
+    company: Annotated[NonEmpty, AfterValidator(matches(r"[^\\:]+", "AcmeCorp (no \\ or :)"))]
+    """The site (company) name entered at login; the part before the backslash."""
+    username: Annotated[NonEmpty, AfterValidator(matches(r"[^\\:]+", "api.user (no \\ or :)"))]
+    password: Secret
+    login_url: BaseUrl = "https://login.eloqua.com"
+    """Where ``/id`` answers the pod's base URL."""
+    base_url: BaseUrl | None = None
+    """Pin the pod (``https://secure.p03.eloqua.com``); None discovers it."""
+
+
 Account = Annotated[
-    HubSpotAccount | MarketoAccount | SalesforceAccount, Field(discriminator="vendor")
+    DynamicsAccount
+    | EloquaAccount
+    | HubSpotAccount
+    | MarketoAccount
+    | PardotAccount
+    | SalesforceAccount,
+    Field(discriminator="vendor"),
 ]
-ACCOUNT_TYPES: tuple[type[AccountBase], ...] = (HubSpotAccount, MarketoAccount, SalesforceAccount)
+ACCOUNT_TYPES: tuple[type[AccountBase], ...] = (
+    DynamicsAccount,
+    EloquaAccount,
+    HubSpotAccount,
+    MarketoAccount,
+    PardotAccount,
+    SalesforceAccount,
+)
 VENDORS: tuple[str, ...] = tuple(
     get_args(model.model_fields["vendor"].annotation)[0] for model in ACCOUNT_TYPES
 )

@@ -20,7 +20,7 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 UNION_TAGS = frozenset(
     {"hubspot", "marketo", "salesforce", "client_credentials", "jwt_bearer", "one_off", "weekly"}
-    | {"webhook", "slack", "pagerduty"}
+    | {"webhook", "slack", "pagerduty", "pardot", "dynamics", "eloqua"}
 )
 """Every tag of every tagged union in the config models (kept in step by a test)."""
 

@@ -115,6 +115,10 @@ def _endpoints(config: Config, at: Loc, integration: Integration) -> Iterator[tu
         yield (*at, "source", "form_guid"), "required with method form"
     elif integration.source.method != "form" and integration.source.form_guid is not None:
         yield (*at, "source", "form_guid"), "only used with method form"
+    elif integration.source.method == "form_handler" and not integration.source.form_handler_url:
+        yield (*at, "source", "form_handler_url"), "required with method form_handler"
+    elif integration.source.method != "form_handler" and integration.source.form_handler_url:
+        yield (*at, "source", "form_handler_url"), "only used with method form_handler"
     destination = config.account(integration.destination.account)
     if destination is None:
         yield (

@@ -56,6 +56,8 @@ class Source(Strict):
     form_guid: (
         Annotated[str, AfterValidator(matches(GUID, "5c1e8f2a-9b7d-4e3a-8c61-2f0d4b9a7e15"))] | None
     ) = None
+    form_handler_url: HttpUrl | None = None
+    """A Pardot form handler's endpoint URL (its "Endpoint URL"), for method ``form_handler``."""
 
 
 class Destination(Strict):

@@ -1,8 +1,12 @@
 """The sandbox as one ASGI app: every emulated vendor under a prefix standing for its host.
 
 ``/hubspot`` is api.hubapi.com, ``/hsforms`` is api.hsforms.com, ``/marketo`` is a Marketo
-instance's ``<Munchkin id>.mktorest.com`` (REST and Identity), ``/salesforce`` is a My Domain
-host (login and instance), ``/pagerduty``, ``/slack`` and ``/webhook`` receive incident
+instance's ``<Munchkin id>.mktorest.com`` (REST and Identity), ``/pardot`` is pi.pardot.com
+(and, under ``/pardot/l/``, the form handlers of go.pardot.com), ``/eloqua-login`` is
+login.eloqua.com and ``/eloqua`` the Eloqua pod it names (``secure.p0N.eloqua.com``),
+``/salesforce`` is a My Domain host (login and instance), ``/dynamics`` is a Dynamics 365
+environment (``ORG.crm.dynamics.com``, the Dataverse Web API) and ``/entra`` its token issuer
+(login.microsoftonline.com), ``/pagerduty``, ``/slack`` and ``/webhook`` receive incident
 notifications (events.pagerduty.com, hooks.slack.com, any operator's endpoint), ``/_sandbox`` is
 introspection. An account's ``base_url`` is then
 ``http://127.0.0.1:PORT/<prefix>`` and the vendor's own paths follow unchanged.
@@ -17,7 +21,17 @@ from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from syncwatch.clock import Clock, RealClock
-from syncwatch.sandbox import control, hubspot, marketo, notifications, salesforce
+from syncwatch.sandbox import (
+    control,
+    dynamics,
+    eloqua,
+    entra,
+    hubspot,
+    marketo,
+    notifications,
+    pardot,
+    salesforce,
+)
 from syncwatch.sandbox.scenario import Scenario
 from syncwatch.sandbox.sync import SyncEngine
 from syncwatch.sandbox.world import World
@@ -59,7 +73,12 @@ def create_app(
             Mount("/hubspot", routes=hubspot.crm_routes(world, sync)),
             Mount("/hsforms", routes=hubspot.forms_routes(world, sync)),
             Mount("/marketo", routes=marketo.routes(world, sync)),
+            Mount("/pardot", routes=pardot.routes(world, sync)),
+            Mount("/eloqua-login", routes=eloqua.login_routes(world)),
+            Mount("/eloqua", routes=eloqua.pod_routes(world, sync)),
             Mount("/salesforce", routes=salesforce.routes(world)),
+            Mount("/dynamics", routes=dynamics.routes(world)),
+            Mount("/entra", routes=entra.routes(world)),
             Mount("/pagerduty", routes=notifications.pagerduty_routes(world)),
             Mount("/slack", routes=notifications.slack_routes(world)),
             Mount("/webhook", routes=notifications.webhook_routes(world)),

@@ -16,7 +16,7 @@ from starlette.routing import Route
 from syncwatch.sandbox.notifications import inbox_for
 from syncwatch.sandbox.scenario import FaultSpec
 from syncwatch.sandbox.sync import SyncEngine
-from syncwatch.sandbox.world import CrmRecord, World
+from syncwatch.sandbox.world import CrmRecord, DataverseRecord, World
 from syncwatch.yamlfile import describe_errors
 
 
@@ -81,9 +81,18 @@ def describe_state(world: World, sync: SyncEngine) -> dict[str, Any]:
             "records": len(world.marketo_leads),
             "synthetic": sum(world.is_synthetic(m.email) for m in world.marketo_leads.values()),
         },
+        "pardot": _pardot_state(world),
+        "eloqua": {
+            "records": len(world.eloqua_contacts),
+            "synthetic": sum(world.is_synthetic(c.email) for c in world.eloqua_contacts.values()),
+        },
         "salesforce": {
             "records": len(world.crm),
             "synthetic": sum(world.is_synthetic(r.email) for r in world.crm.values()),
+        },
+        "dynamics": {
+            "records": len(world.dataverse),
+            "synthetic": sum(world.is_synthetic(r.email) for r in world.dataverse.values()),
         },
         "sync": {
             "pending": sync.pending(),
@@ -93,6 +102,27 @@ def describe_state(world: World, sync: SyncEngine) -> dict[str, Any]:
         },
         "notifications": inbox_for(world).counts(),
         "faults": [fault.as_json() for fault in world.faults.all()],
+    }
+
+
+def _pardot_state(world: World) -> dict[str, int]:
+    """Live prospects (all and synthetic) and those in the recycle bin."""
+    live = [p for p in world.pardot_prospects.values() if p.deleted_at is None]
+    return {
+        "records": len(live),
+        "synthetic": sum(world.is_synthetic(p.email) for p in live),
+        "recycled": len(world.pardot_prospects) - len(live),
+    }
+
+
+def dataverse_record(r: DataverseRecord) -> dict[str, Any]:
+    """A Dynamics row with its true creation instant (the API shows whole seconds)."""
+    return {
+        "id": r.id,
+        "entity": r.entity,
+        "email": r.email,
+        "created_at": r.created_at.isoformat(),
+        "origin": r.origin,
     }
 
 
@@ -133,9 +163,29 @@ def describe_records(world: World, sync: SyncEngine, only_synthetic: bool) -> di
             for m in world.marketo_leads.values()
             if wanted(m.email)
         ],
+        "pardot": [
+            {
+                "id": p.id,
+                "email": p.email,
+                "origin": p.origin,
+                "created_at": p.created_at.isoformat(),
+                "deleted_at": p.deleted_at.isoformat() if p.deleted_at else None,
+            }
+            for p in world.pardot_prospects.values()
+            if wanted(p.email)
+        ],
+        "eloqua": [
+            {"id": e.id, "email": e.email, "created_at": e.created_at.isoformat()}
+            for e in world.eloqua_contacts.values()
+            if wanted(e.email)
+        ],
         "salesforce": [crm_record(r) for r in world.crm.values() if wanted(r.email)],
         "salesforce_deleted": [
             crm_record(r) for r in world.deleted_crm.values() if wanted(r.email)
+        ],
+        "dynamics": [dataverse_record(r) for r in world.dataverse.values() if wanted(r.email)],
+        "dynamics_deleted": [
+            dataverse_record(r) for r in world.deleted_dataverse.values() if wanted(r.email)
         ],
         "sync_errors": list(sync.errors),
     }

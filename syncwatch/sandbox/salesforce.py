@@ -26,7 +26,7 @@ from starlette.routing import Route
 
 from syncwatch.sandbox.common import delay_if_slow, garbage_if_malformed
 from syncwatch.sandbox.salesforce_data import DataApi, Reply, error, not_found
-from syncwatch.sandbox.salesforce_oauth import TOKEN_PATH, VENDOR, TokenBook, token_endpoint
+from syncwatch.sandbox.salesforce_oauth import TOKEN_PATH, VENDOR, token_endpoint, tokens_for
 from syncwatch.sandbox.world import World
 
 DATA = "/services/data/{version}"
@@ -71,7 +71,7 @@ class SalesforceOrg:
 
     def __init__(self, world: World) -> None:
         self.world = world
-        self.tokens = TokenBook(world)
+        self.tokens = tokens_for(world)
         self.usage = ApiUsage()
         self.data = DataApi(world)
 

@@ -32,6 +32,8 @@ VENDOR = "salesforce"
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 JWT_SKEW = timedelta(minutes=3)  # the documented clock-skew allowance on ``exp``
 TOKEN_PATH = "/services/oauth2/token"
+TOKENS = "salesforce_oauth"
+"""The key of the token book in ``world.vendor_state``."""
 _TOKEN_ALPHABET = string.ascii_letters + string.digits + "._"
 _SEGMENT = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -75,6 +77,10 @@ class TokenBook:
         self._sessions[token] = session
         return token, session
 
+    def session_of(self, token: str) -> Session | None:
+        """The session a token was issued for (None if never issued or forgotten)."""
+        return self._sessions.get(token)
+
     def valid(self, token: str) -> bool:
         """Known, not past its lifetime, and not issued before a ``token_expiry`` fault began.
 
@@ -100,6 +106,15 @@ class TokenBook:
         """Keep memory bounded: an expired token can never become valid again."""
         for token in [t for t, s in self._sessions.items() if s.expires_at <= now]:
             del self._sessions[token]
+
+
+def tokens_for(world: World) -> TokenBook:
+    """The org's one token book, shared by every emulation that takes its tokens: the REST API
+    and Account Engagement (which accepts the same Salesforce access tokens)."""
+    book = world.vendor_state.get(TOKENS)
+    if not isinstance(book, TokenBook):
+        book = world.vendor_state[TOKENS] = TokenBook(world)
+    return book
 
 
 async def token_endpoint(request: Request, world: World, tokens: TokenBook) -> Response:

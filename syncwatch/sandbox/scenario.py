@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from syncwatch.durations import parse_duration
+from syncwatch.sandbox.dynamics_spec import DynamicsSpec
 from syncwatch.yamlfile import read_yaml, validate
 
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
@@ -41,9 +42,20 @@ class FaultSpec(_Strict):
     """One fault, scheduled relative to the sandbox's start (scenario) or to now (live)."""
 
     kind: FaultKind
-    vendor: Literal["hubspot", "marketo", "salesforce", "pagerduty", "slack", "webhook"] | None = (
-        None
-    )
+    vendor: (
+        Literal[
+            "dynamics",
+            "eloqua",
+            "hubspot",
+            "marketo",
+            "pardot",
+            "salesforce",
+            "pagerduty",
+            "slack",
+            "webhook",
+        ]
+        | None
+    ) = None
     after: Seconds = 0.0
     duration: Seconds | None = Field(default=None, alias="for")
     rate: float = Field(default=1.0, ge=0.0, le=1.0)
@@ -126,6 +138,8 @@ class SyncSpec(_Strict):
     sobject: Literal["Lead", "Contact"] = "Lead"
     mapping: dict[str, str] = dict(DEFAULT_MAPPING)
     lead_source: str = "HubSpot"
+    destination: Literal["salesforce", "dynamics"] = "salesforce"
+    """Where HubSpot's connector writes: Salesforce (``sobject``) or Dynamics (lead/contact)."""
 
 
 MARKETO_MAPPING = {
@@ -157,6 +171,85 @@ class MarketoSpec(_Strict):
     sync_on_create: bool = True
     sync_latency: LatencySpec = LatencySpec(median=60.0, p95=300.0)
     mapping: dict[str, str] = dict(MARKETO_MAPPING)
+    sync_to: Literal["salesforce", "dynamics"] = "salesforce"
+    """The CRM the instance syncs with ("Sync Person to Microsoft" makes a Dynamics lead)."""
+
+
+PARDOT_MAPPING = {
+    "email": "Email",
+    "firstName": "FirstName",
+    "lastName": "LastName",
+    "company": "Company",
+    "phone": "Phone",
+    "jobTitle": "Title",
+    "country": "Country",
+    "source": "LeadSource",
+}
+"""v5 prospect fields → Salesforce Lead fields. Email, First/Last Name and Company (and Assigned
+User → Lead Owner) are Account Engagement's documented default mapping (help.salesforce.com
+``mktg.pardot_default_prospect_field_mapping.htm``); unconfirmed: the other four pairs."""
+PARDOT_FORM_FIELDS = ("email", "firstName", "lastName", "company", "phone", "jobTitle", "country")
+
+
+class FormHandlerSpec(_Strict):
+    """One form handler: its endpoint path (after ``/pardot``), its fields (external name →
+    prospect field) and where it redirects."""
+
+    path: str = "l/1021003/2026-10-01/syncwatch"
+    fields: dict[str, str] = {name: name for name in PARDOT_FORM_FIELDS}
+    required: list[str] = ["email"]
+    success_location: str = "https://www.example.com/thank-you"
+    error_location: str = "https://www.example.com/form-error"
+
+
+class PardotSpec(_Strict):
+    """The Account Engagement business unit, and its Salesforce connector (v2)."""
+
+    business_unit_id: str = "0Uv5e0000000SWAAA2"
+    daily_limit: int = 25_000  # Growth edition, the lowest documented allowance
+    concurrency: int = 5  # documented: up to five concurrent API requests
+    # unconfirmed: code 202 "Minute rate limit met" exists, but no per-minute number is
+    # documented; None leaves the window off.
+    minute_limit: int | None = None
+    # An automation or completion action assigning new prospects (to a user, a queue or an
+    # active assignment rule): the connector creates a Lead only for an assigned prospect.
+    assign_on_create: bool = True
+    sync_latency: LatencySpec = LatencySpec(median=120.0, p95=360.0)  # "as often as every 2 min"
+    mapping: dict[str, str] = dict(PARDOT_MAPPING)
+    form_handlers: list[FormHandlerSpec] = [FormHandlerSpec()]
+
+
+ELOQUA_MAPPING = {
+    "emailAddress": "Email",
+    "firstName": "FirstName",
+    "lastName": "LastName",
+    "accountName": "Company",
+    "businessPhone": "Phone",
+    "title": "Title",
+    "country": "Country",
+    "city": "City",
+    "province": "State",
+    "postalCode": "PostalCode",
+}
+"""Eloqua contact properties → Salesforce Lead fields. unconfirmed: the Salesforce Integration
+app's "Create Lead" action maps whatever its admin configures; these pair the obvious ones."""
+
+
+class EloquaSpec(_Strict):
+    """The Eloqua site behind ``/eloqua-login/id`` and its pod, and its Salesforce integration."""
+
+    company: str | None = None  # pin the site name; None accepts any non-empty one
+    username: str | None = None  # pin the API user; None accepts any non-empty one
+    password: str | None = None
+    site_id: int = 42  # as in the /id example
+    # unconfirmed: Oracle publishes no general rate limit; None leaves the window off.
+    rate_max: int | None = None
+    rate_interval: Seconds = 60.0
+    # A program canvas sending every new contact to the Salesforce Integration app's
+    # "Create Lead" step action; without one an Eloqua-only contact never reaches Salesforce.
+    sync_on_create: bool = True
+    sync_latency: LatencySpec = LatencySpec(median=90.0, p95=420.0)  # unconfirmed cadence
+    mapping: dict[str, str] = dict(ELOQUA_MAPPING)
 
 
 class Scenario(_Strict):
@@ -164,7 +257,10 @@ class Scenario(_Strict):
     probe_domain: str = "probe.syncwatch.example"
     hubspot: HubSpotSpec = HubSpotSpec()
     marketo: MarketoSpec = MarketoSpec()
+    pardot: PardotSpec = PardotSpec()
+    eloqua: EloquaSpec = EloquaSpec()
     salesforce: SalesforceSpec = SalesforceSpec()
+    dynamics: DynamicsSpec = DynamicsSpec()
     sync: SyncSpec = SyncSpec()
     faults: list[FaultSpec] = []
 

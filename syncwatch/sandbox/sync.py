@@ -1,10 +1,14 @@
-"""The pretend connectors to Salesforce: HubSpot's, and Marketo's native sync.
+"""The pretend connectors to Salesforce: HubSpot's, Marketo's native sync, Account Engagement's.
 
-A HubSpot contact or a Marketo lead queued here becomes a Salesforce record after a log-normal
-latency drawn from the scenario (seeded; each connector has its own), with that connector's field
-mapping. Work happens lazily: every request to the sandbox first delivers what has fallen due on
-the clock, so virtual time needs no background task and a record's true creation time is exactly
-its due time, not when somebody happened to look.
+A HubSpot contact, a Marketo lead or a prospect queued here becomes a Salesforce record after a
+log-normal latency drawn from the scenario (seeded; each connector has its own), with that
+connector's field mapping. Work happens lazily: every request to the sandbox first delivers what
+has fallen due on the clock, so virtual time needs no background task and a record's true
+creation time is exactly its due time, not when somebody happened to look.
+
+Each connector writes to the CRM the scenario selects for it (``sync.destination`` for HubSpot's,
+``marketo.sync_to`` for Marketo's; Salesforce by default); Dynamics 365 rows are made by
+``dynamics_sync``.
 """
 
 from __future__ import annotations
@@ -16,8 +20,15 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from syncwatch.sandbox import dynamics_sync
 from syncwatch.sandbox.scenario import LatencySpec
-from syncwatch.sandbox.world import Contact, MarketoLead, World
+from syncwatch.sandbox.world import (
+    Contact,
+    EloquaContact,
+    MarketoLead,
+    PardotProspect,
+    World,
+)
 
 _Z95 = 1.6448536269514722  # standard normal quantile at 0.95
 
@@ -29,7 +40,8 @@ class PendingSync:
     contact_id: str = field(compare=False)
     enqueued_at: datetime = field(compare=False)
     source: str = field(default="hubspot", compare=False)
-    """Where the record waits: ``hubspot`` (``contact_id`` is a contact) or ``marketo`` (a lead)."""
+    """Where the record waits: ``hubspot`` (``contact_id`` is a contact), ``marketo`` (a lead),
+    ``pardot`` (a prospect) or ``eloqua`` (an Eloqua contact)."""
 
 
 @dataclass
@@ -64,6 +76,22 @@ class SyncEngine:
         heapq.heappush(self.queue, item)
         return item
 
+    def enqueue_pardot(self, prospect: PardotProspect) -> PendingSync:
+        """A new, assigned prospect: Account Engagement's connector creates its Lead."""
+        now = self.world.clock.now()
+        due = now + timedelta(seconds=self.draw_latency(self.world.scenario.pardot.sync_latency))
+        item = PendingSync(due, next(self._seq), str(prospect.id), now, "pardot")
+        heapq.heappush(self.queue, item)
+        return item
+
+    def enqueue_eloqua(self, contact: EloquaContact) -> PendingSync:
+        """A new Eloqua contact, sent on by a program's "Create Lead" step action."""
+        now = self.world.clock.now()
+        due = now + timedelta(seconds=self.draw_latency(self.world.scenario.eloqua.sync_latency))
+        item = PendingSync(due, next(self._seq), str(contact.id), now, "eloqua")
+        heapq.heappush(self.queue, item)
+        return item
+
     def pending(self) -> int:
         return len(self.queue)
 
@@ -89,7 +117,16 @@ class SyncEngine:
             return max(moment, fault.end)
         return moment
 
+    def destination_of(self, item: PendingSync) -> str:
+        """The CRM this record's connector writes to, as the scenario selects it."""
+        scenario = self.world.scenario
+        chosen = {"hubspot": scenario.sync.destination, "marketo": scenario.marketo.sync_to}
+        return chosen.get(item.source, "salesforce")
+
     def _deliver(self, item: PendingSync, at: datetime) -> None:
+        if self.destination_of(item) == "dynamics":
+            dynamics_sync.deliver(self, item, at)
+            return
         source = self._source_record(item)
         if source is None:
             return  # deleted at the source before it synced: the connector has nothing to send
@@ -111,6 +148,13 @@ class SyncEngine:
 
     def _source_record(self, item: PendingSync) -> tuple[dict[str, Any], str] | None:
         """The mapped fields and target object of a queued record that still exists."""
+        if item.source == "eloqua":
+            eloqua = self.world.eloqua_contacts.get(int(item.contact_id))
+            return (self.map_eloqua(eloqua), "Lead") if eloqua is not None else None
+        if item.source == "pardot":
+            prospect = self.world.pardot_prospects.get(int(item.contact_id))
+            live = prospect is not None and prospect.deleted_at is None
+            return (self.map_pardot(prospect), "Lead") if prospect and live else None
         if item.source == "marketo":
             lead = self.world.marketo_leads.get(int(item.contact_id))
             return (self.map_marketo(lead), "Lead") if lead is not None else None
@@ -138,6 +182,28 @@ class SyncEngine:
             target: lead.fields[source]
             for source, target in self.world.scenario.marketo.mapping.items()
             if lead.fields.get(source) not in (None, "")
+        }
+        fields["OwnerId"] = self.world.scenario.salesforce.default_owner_id
+        fields.setdefault("Status", "Open - Not Contacted")
+        return fields
+
+    def map_pardot(self, prospect: PardotProspect) -> dict[str, Any]:
+        """The connector's Lead: mapped fields, the assigned user as owner (the scenario's)."""
+        fields: dict[str, Any] = {
+            target: prospect.fields[source]
+            for source, target in self.world.scenario.pardot.mapping.items()
+            if prospect.fields.get(source) not in (None, "")
+        }
+        fields["OwnerId"] = self.world.scenario.salesforce.default_owner_id
+        fields.setdefault("Status", "Open - Not Contacted")
+        return fields
+
+    def map_eloqua(self, contact: EloquaContact) -> dict[str, Any]:
+        """The "Create Lead" action's Lead: mapped fields, the connection's default owner."""
+        fields: dict[str, Any] = {
+            target: contact.fields[source]
+            for source, target in self.world.scenario.eloqua.mapping.items()
+            if contact.fields.get(source) not in (None, "")
         }
         fields["OwnerId"] = self.world.scenario.salesforce.default_owner_id
         fields.setdefault("Status", "Open - Not Contacted")

@@ -73,6 +73,37 @@ class MarketoLead:
 
 
 @dataclass
+class PardotProspect:
+    """An Account Engagement prospect: v5 field names as sent; deleting moves it to the recycle
+    bin (``deleted_at``), as the v5 ``DELETE`` does."""
+
+    id: int
+    fields: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    origin: str  # "api" (upsertLatestByEmail) or "form_handler"
+    deleted_at: datetime | None = None
+
+    @property
+    def email(self) -> str:
+        return str(self.fields.get("email") or "")
+
+
+@dataclass
+class EloquaContact:
+    """An Eloqua contact: REST 1.0 property names as sent; deleting removes it outright."""
+
+    id: int
+    fields: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def email(self) -> str:
+        return str(self.fields.get("emailAddress") or "")
+
+
+@dataclass
 class CrmRecord:
     """A Salesforce Lead or Contact; ``created_at`` is the true instant, to the microsecond."""
 
@@ -88,6 +119,21 @@ class CrmRecord:
 
 
 @dataclass
+class DataverseRecord:
+    """A Dynamics 365 lead or contact: logical column names; ``created_at`` the true instant."""
+
+    id: str
+    entity: str  # "lead" or "contact"
+    fields: dict[str, Any]
+    created_at: datetime
+    origin: str  # "api", or the connector's source record ("hubspot:101", "marketo:318581")
+
+    @property
+    def email(self) -> str:
+        return str(self.fields.get("emailaddress1") or "")
+
+
+@dataclass
 class World:
     """Everything the sandbox remembers, on one clock and one seeded random source."""
 
@@ -99,16 +145,28 @@ class World:
     contacts: dict[str, Contact] = field(default_factory=dict)
     #: Marketo people by lead id; Delete Leads removes them outright (no archive).
     marketo_leads: dict[int, MarketoLead] = field(default_factory=dict)
+    #: Account Engagement prospects by id, recycled ones included (``deleted_at`` set).
+    pardot_prospects: dict[int, PardotProspect] = field(default_factory=dict)
+    #: Eloqua contacts by id; a delete removes them.
+    eloqua_contacts: dict[int, EloquaContact] = field(default_factory=dict)
     crm: dict[str, CrmRecord] = field(default_factory=dict)
     #: Deleted CRM records, kept so ground truth (true creation instants) outlives clean-up.
     deleted_crm: dict[str, CrmRecord] = field(default_factory=dict)
+    #: Dynamics 365 leads and contacts by id; deleted ones move to ``deleted_dataverse``.
+    dataverse: dict[str, DataverseRecord] = field(default_factory=dict)
+    deleted_dataverse: dict[str, DataverseRecord] = field(default_factory=dict)
     #: Per-vendor emulation state (e.g. quota counters), keyed by vendor, so every route group of
     #: one vendor (HubSpot's two hosts) shares one account; vendor modules own what is inside.
     vendor_state: dict[str, Any] = field(default_factory=dict)
     _live_by_email: dict[str, str] = field(default_factory=dict)
     _contact_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(101))
     _lead_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(318581))
+    _prospect_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(43108001))
+    _eloqua_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1401))
     _crm_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _dataverse_ids: itertools.count[int] = field(
+        default_factory=lambda: itertools.count(0x70BF4D48)
+    )
 
     @classmethod
     def create(cls, scenario: Scenario, clock: Clock, seed: int | None = None) -> World:
@@ -154,6 +212,33 @@ class World:
         self.marketo_leads[lead.id] = lead
         return lead
 
+    def pardot_prospects_by_email(self, email: str) -> list[PardotProspect]:
+        """Live (not recycled) prospects with this email, most recently updated first."""
+        wanted = email.lower()
+        live = [
+            p
+            for p in self.pardot_prospects.values()
+            if p.deleted_at is None and p.email.lower() == wanted
+        ]
+        return sorted(live, key=lambda p: (p.updated_at, p.id), reverse=True)
+
+    def new_pardot_prospect(self, fields: dict[str, Any], origin: str) -> PardotProspect:
+        now = self.clock.now()
+        prospect = PardotProspect(next(self._prospect_ids), dict(fields), now, now, origin)
+        self.pardot_prospects[prospect.id] = prospect
+        return prospect
+
+    def eloqua_contact_by_email(self, email: str) -> EloquaContact | None:
+        """The contact with this email (Eloqua keeps email addresses unique), if any."""
+        wanted = email.lower()
+        return next((c for c in self.eloqua_contacts.values() if c.email.lower() == wanted), None)
+
+    def new_eloqua_contact(self, fields: dict[str, Any]) -> EloquaContact:
+        now = self.clock.now()
+        contact = EloquaContact(next(self._eloqua_ids), dict(fields), now, now)
+        self.eloqua_contacts[contact.id] = contact
+        return contact
+
     def new_crm_record(
         self,
         sobject: str,
@@ -170,4 +255,14 @@ class World:
             origin_contact_id,
         )
         self.crm[record.id] = record
+        return record
+
+    def new_dataverse_record(
+        self, entity: str, fields: dict[str, Any], created_at: datetime, origin: str
+    ) -> DataverseRecord:
+        """A row with a GUID shaped like the docs' (``70bf4d48-34cb-ed11-b596-0022481d68cd``):
+        sequential first group, so ids sort by creation as Dataverse's mostly do."""
+        record_id = f"{next(self._dataverse_ids):08x}-34cb-ed11-b596-0022481d68cd"
+        record = DataverseRecord(record_id, entity, dict(fields), created_at, origin)
+        self.dataverse[record.id] = record
         return record

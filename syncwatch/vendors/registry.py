@@ -12,7 +12,7 @@ from typing import Any
 
 from syncwatch.config import Config, Integration
 from syncwatch.http import AccountHttp
-from syncwatch.vendors import hubspot, marketo, salesforce
+from syncwatch.vendors import dynamics, eloqua, hubspot, marketo, pardot, salesforce
 from syncwatch.vendors.base import Destination, Source, Wiring
 
 
@@ -27,12 +27,21 @@ class VendorModule:
 
 
 VENDORS: dict[str, VendorModule] = {
+    "dynamics": VendorModule(
+        dynamics.account_http,
+        dynamics.DAILY_WINDOW,
+        destination=lambda account, settings, http, fields: dynamics.DynamicsDestination(
+            account, settings, http, fields=fields
+        ),
+    ),
+    "eloqua": VendorModule(eloqua.account_http, eloqua.DAILY_WINDOW, source=eloqua.EloquaSource),
     "hubspot": VendorModule(
         hubspot.account_http, hubspot.DAILY_WINDOW, source=hubspot.HubSpotSource
     ),
     "marketo": VendorModule(
         marketo.account_http, marketo.DAILY_WINDOW, source=marketo.MarketoSource
     ),
+    "pardot": VendorModule(pardot.account_http, pardot.DAILY_WINDOW, source=pardot.PardotSource),
     "salesforce": VendorModule(
         salesforce.account_http,
         salesforce.DAILY_WINDOW,

@@ -1,9 +1,11 @@
-"""Salesforce OAuth 2.0 for the destination adapter: one cached session per account.
+"""Salesforce OAuth 2.0 for the adapters that use it: one cached session per account.
 
 Salesforce answers a token request with an ``access_token`` and the ``instance_url`` every later
 call goes to, but with no lifetime and, for these two flows, no refresh token. So the session is
 kept until a data call answers 401 ``INVALID_SESSION_ID``; the adapter then asks ``renew`` for
-one new token (fetched once however many callers held the stale one) and retries once.
+one new token (fetched once however many callers held the stale one) and retries once. Account
+Engagement (Pardot) takes the very same tokens, so its source adapter uses this module too, for
+any account shaped like ``OAuthAccount``.
 
 The JWT bearer assertion is RS256 (RSASSA-PKCS1-v1_5 with SHA-256), signed by ``cryptography``:
 key parsing and constant-time signing are not code to write by hand.
@@ -22,14 +24,14 @@ import base64
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from syncwatch.config.accounts import ClientCredentials, JwtBearer, SalesforceAccount
+from syncwatch.config.accounts import ClientCredentials, JwtBearer
 from syncwatch.errors import AuthError, ConfigError, MalformedResponse
 from syncwatch.http import AccountHttp, CallContext, json_body
 from syncwatch.redact import REDACTOR
@@ -38,6 +40,22 @@ TOKEN_PATH = "/services/oauth2/token"
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 ASSERTION_LIFETIME_S = 180
 """The docs accept an ``exp`` at most 3 minutes ahead; ours is exactly that, on our clock."""
+
+
+class OAuthAccount(Protocol):
+    """What a token request needs from an account: Salesforce's, or Account Engagement's."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def base_url(self) -> str: ...
+
+    @property
+    def auth_url(self) -> str | None: ...
+
+    @property
+    def auth(self) -> ClientCredentials | JwtBearer: ...
 
 
 @dataclass(frozen=True)
@@ -55,7 +73,7 @@ class Session:
 class SalesforceAuth:
     """One account's session: fetched on first use, replaced only when Salesforce refuses it."""
 
-    def __init__(self, account: SalesforceAccount, http: AccountHttp) -> None:
+    def __init__(self, account: OAuthAccount, http: AccountHttp) -> None:
         self._account = account
         self._http = http
         self._session: Session | None = None
@@ -99,7 +117,7 @@ class SalesforceAuth:
             assertion = self._assertion(auth)
         except (ConfigError, ValueError) as exc:
             # Our own credentials are unusable: the customer's to fix, like a refused token.
-            raise AuthError(f"salesforce {self._account.name}: {exc}") from exc
+            raise AuthError(f"{self._http.vendor} {self._account.name}: {exc}") from exc
         return {"grant_type": JWT_GRANT, "assertion": REDACTOR.add(assertion)}
 
     def _assertion(self, auth: JwtBearer) -> str:
