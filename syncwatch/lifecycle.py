@@ -8,6 +8,7 @@ no clock reads. That keeps the numbers behind a credit claim table-testable, and
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -84,12 +85,23 @@ def field_differences(expected: Mapping[str, str], record: Record) -> list[str]:
 
 
 def owner_matches(expected_owner: str | None, record: Record) -> bool:
-    """Salesforce ids come as 15 or 18 characters; the first 15 identify the record."""
+    """Whether the record's owner is the expected one, in each CRM's own id form.
+
+    Salesforce ids come as 15 case-sensitive characters or 18 (the same 15 plus a checksum for
+    case-insensitive tools), so two Salesforce ids compare on their first 15. Anything else
+    (Dataverse GUIDs, HubSpot's numeric owner ids) compares whole and case-insensitively: a GUID
+    is written in either case, and its first 15 characters are not an identity."""
     if expected_owner is None:
         return True
     if record.owner is None:
         return False
-    return record.owner[:15] == expected_owner[:15]
+    expected, actual = expected_owner.strip(), record.owner.strip()
+    if _SALESFORCE_ID.fullmatch(expected) and _SALESFORCE_ID.fullmatch(actual):
+        return actual[:15] == expected[:15]
+    return actual.casefold() == expected.casefold()
+
+
+_SALESFORCE_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
 
 
 def outcome_for(

@@ -145,6 +145,7 @@ def test_field_differences_edges(
 
 OWNER_18 = "0055e000001AbCdAAK"
 OWNER_15 = "0055e000001AbCd"
+GUID = "7d9f2c1a-4b3e-4f5a-9c8d-1e2f3a4b5c6d"
 
 
 @pytest.mark.parametrize(
@@ -158,10 +159,15 @@ OWNER_15 = "0055e000001AbCd"
         pytest.param(OWNER_18, "0055e000009ZzZzAAQ", False, id="someone-else"),
         pytest.param(OWNER_15, "0055e000001abcd", False, id="15-char-ids-are-case-sensitive"),
         pytest.param(OWNER_18, None, False, id="no-owner"),
+        pytest.param(GUID, GUID.upper(), True, id="dataverse-guid-any-case"),
+        pytest.param(GUID, GUID[:15] + "0" * 21, False, id="dataverse-guid-whole-not-prefix"),
+        pytest.param("51234567", "51234567", True, id="hubspot-owner-id"),
+        pytest.param("51234567", "512345678", False, id="hubspot-other-owner"),
     ],
 )
 def test_owner_matches(expected: str | None, actual: str | None, matches: bool) -> None:
-    """Owners compare on the first 15 characters, case-sensitively; no check matches anyone."""
+    """Salesforce ids compare on the first 15 characters, case-sensitively; other CRMs' ids
+    (Dataverse GUIDs, HubSpot owner ids) whole and in any case; no check matches anyone."""
     assert owner_matches(expected, record(owner=actual)) is matches
 
 
