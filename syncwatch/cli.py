@@ -98,15 +98,17 @@ def sandbox(
         int | None, typer.Option(help="Seed for latency and fault dice (overrides the scenario).")
     ] = None,
 ) -> None:
-    """Serve the built-in vendor sandbox (HubSpot + Salesforce emulation) on loopback.
+    """Serve the built-in vendor sandbox on loopback.
 
-    Each vendor lives under a prefix standing for its host: /hubspot (api.hubapi.com),
-    /hsforms (api.hsforms.com), /salesforce (My Domain). Introspection and live faults are
-    under /_sandbox (state, records, faults).
+    Each vendor lives under a prefix standing for its host (HubSpot, Marketo, Account
+    Engagement, Eloqua, Salesforce, Dynamics 365, and the PagerDuty, Slack and webhook
+    receivers); it prints them on start. Introspection and live faults are under /_sandbox
+    (state, records, notifications, faults).
     """
     import uvicorn
 
     from syncwatch.sandbox import create_app
+    from syncwatch.sandbox.app import PREFIXES
     from syncwatch.sandbox.scenario import Scenario, load_scenario
 
     try:
@@ -118,12 +120,8 @@ def sandbox(
         raise fail(exc.problems) from None
     origin = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
     typer.echo(f"syncwatch sandbox on {origin}  (state: {origin}/_sandbox/state)")
-    for prefix, stands_for in (
-        ("hubspot", "api.hubapi.com"),
-        ("hsforms", "api.hsforms.com"),
-        ("salesforce", "My Domain login + instance"),
-    ):
-        typer.echo(f"  {origin}/{prefix:<11} {stands_for}")
+    for prefix, stands_for in PREFIXES:
+        typer.echo(f"  {origin}/{prefix:<13} {stands_for}")
     uvicorn.run(
         create_app(loaded, seed=seed),
         host=host,

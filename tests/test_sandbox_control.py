@@ -6,8 +6,12 @@ from datetime import timedelta
 
 import httpx
 from starlette.applications import Starlette
+from starlette.routing import Mount
 
 from syncwatch.clock import VirtualClock
+from syncwatch.sandbox import create_app
+from syncwatch.sandbox.app import PREFIXES
+from syncwatch.sandbox.scenario import Scenario
 from syncwatch.sandbox.world import World
 
 
@@ -95,3 +99,10 @@ async def test_every_response_carries_a_date_header_from_the_sandbox_clock(
     response = await client.get("/_sandbox/state")
     assert response.headers["date"] == "Mon, 05 Oct 2026 09:01:30 GMT"
     assert len(response.headers.get_list("date")) == 1
+
+
+def test_every_mounted_prefix_is_listed_for_the_sandbox_command() -> None:
+    """`syncwatch sandbox` prints PREFIXES; it names exactly what the app mounts."""
+    app = create_app(Scenario())
+    mounted = {route.path for route in app.routes if isinstance(route, Mount)}
+    assert mounted == {f"/{prefix}" for prefix, _ in PREFIXES}

@@ -36,6 +36,23 @@ from syncwatch.sandbox.scenario import Scenario
 from syncwatch.sandbox.sync import SyncEngine
 from syncwatch.sandbox.world import World
 
+PREFIXES: tuple[tuple[str, str], ...] = (
+    ("hubspot", "api.hubapi.com"),
+    ("hsforms", "api.hsforms.com"),
+    ("marketo", "<Munchkin id>.mktorest.com (REST and Identity)"),
+    ("pardot", "pi.pardot.com (and go.pardot.com form handlers under /pardot/l/)"),
+    ("eloqua-login", "login.eloqua.com"),
+    ("eloqua", "the Eloqua pod (secure.p0N.eloqua.com)"),
+    ("salesforce", "My Domain login + instance"),
+    ("dynamics", "ORG.crm.dynamics.com (Dataverse Web API)"),
+    ("entra", "login.microsoftonline.com"),
+    ("pagerduty", "events.pagerduty.com"),
+    ("slack", "hooks.slack.com"),
+    ("webhook", "any notification endpoint"),
+    ("_sandbox", "introspection: state, records, notifications, faults"),
+)
+"""Every prefix the app mounts and the host it stands for (``syncwatch sandbox`` prints it)."""
+
 
 class _DeliverDueSyncs:
     """Before each request, let the connector deliver whatever fell due on the clock; stamp
