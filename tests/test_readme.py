@@ -121,3 +121,11 @@ def test_the_check_script_runs_every_check() -> None:
     assert "ruff check syncwatch tests bench" in script
     assert "mypy syncwatch bench" in script
     assert "pytest" in script
+
+
+def test_the_sandbox_table_names_every_prefix() -> None:
+    """README's table of sandbox prefixes keeps up with what the sandbox mounts."""
+    from syncwatch.sandbox.app import PREFIXES
+
+    for prefix, _ in PREFIXES:
+        assert f"`/{prefix}`" in README, prefix
