@@ -358,12 +358,14 @@ def demo(
     ),
     log_level: LogLevel = "warning",
 ) -> None:
-    """Watch a HubSpot → Salesforce sync in the built-in sandbox, then print a summary.
+    """Watch HubSpot → Salesforce and Marketo → Salesforce syncs in the built-in sandbox,
+    then print a summary.
 
     Starts the sandbox on loopback (or uses `--sandbox-url`), runs the real daemon on
     `config/demo.yaml` re-pointed at it, and after `--duration` stops scheduling, waits up to
     `--drain` for probes in flight, cleans up, and prints probes by outcome, p50/p95 sync
-    latency, vendor calls per probe, and the synthetic leads left in the sandbox.
+    latency, vendor calls per probe, the incidents opened and their notifications, and the
+    synthetic leads left in the sandbox.
     """
     from syncwatch.demo import demo_session
     from syncwatch.sandbox.scenario import load_scenario
