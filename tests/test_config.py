@@ -149,7 +149,14 @@ REJECTED: list[tuple[str, list[str]]] = [
         "invalid-wrong-vendor-role",
         [
             "integrations[0].source.account: a salesforce account cannot be a source",
-            "integrations[0].destination.account: a hubspot account cannot be a destination",
+            "integrations[0].destination.account: a marketo account cannot be a destination",
+        ],
+    ),
+    (
+        "invalid-hubspot-destination",
+        [
+            "integrations[1].destination.object: must be one of contacts for a hubspot account",
+            "accounts[0].portal_id: required by integration 'hs-form-loop' (source method form)",
         ],
     ),
     (

@@ -16,6 +16,7 @@ import pytest
 from daemon_support import SANDBOX, build_config, demo_raw
 from dynamics_support import add_dynamics
 from eloqua_support import with_eloqua
+from hubspot_crm_support import add_hubspot_destination
 from marketo_support import with_marketo
 from pardot_support import with_pardot
 
@@ -23,6 +24,8 @@ from syncwatch.clock import VirtualClock
 from syncwatch.config import ACCOUNT_TYPES
 from syncwatch.config import VENDORS as CONFIG_VENDORS
 from syncwatch.vendors.base import Destination, Source, Wiring
+from syncwatch.vendors.hubspot import HubSpotSource
+from syncwatch.vendors.hubspot_crm import HubSpotDestination
 from syncwatch.vendors.registry import VENDORS, build_adapters
 
 
@@ -67,6 +70,7 @@ async def test_every_built_adapter_keeps_the_protocol_its_role_claims(tmp_path: 
     with_pardot(tmp_path, SANDBOX)(raw)
     add_dynamics(tmp_path, SANDBOX)(raw)
     with_eloqua(tmp_path, SANDBOX)(raw)
+    add_hubspot_destination(tmp_path)(raw)
     config = build_config(raw, tmp_path)
     assert {account.vendor for account in config.accounts} == set(VENDORS)
     adapters = build_adapters(config, Wiring(clock=VirtualClock(), sink=lambda *_: None))
@@ -76,6 +80,7 @@ async def test_every_built_adapter_keeps_the_protocol_its_role_claims(tmp_path: 
         assert {type(adapter).__name__ for adapter, _ in built} == {
             "DynamicsDestination",
             "EloquaSource",
+            "HubSpotDestination",
             "HubSpotSource",
             "MarketoSource",
             "PardotSource",
@@ -84,6 +89,26 @@ async def test_every_built_adapter_keeps_the_protocol_its_role_claims(tmp_path: 
         for adapter, protocol in built:
             assert isinstance(adapter, protocol)
             assert drift(adapter, protocol) == [], type(adapter).__name__
+    finally:
+        await adapters.aclose()
+
+
+async def test_hubspot_plays_both_roles_on_one_account_client(tmp_path: Path) -> None:
+    """The demo's HubSpot account is a Source (its form pair) and a Destination (a Marketo pair)
+    at once: both adapters keep their Protocol and share the account's one client (one search
+    throttle, one quota figure)."""
+    raw = demo_raw(tmp_path)
+    with_marketo(tmp_path, SANDBOX)(raw)
+    add_hubspot_destination(tmp_path)(raw)
+    config = build_config(raw, tmp_path)
+    adapters = build_adapters(config, Wiring(clock=VirtualClock(), sink=lambda *_: None))
+    try:
+        source = adapters.sources["hubspot-to-salesforce"]
+        destination = adapters.destinations["hubspot-demo/contacts"]
+        assert isinstance(source, Source) and drift(source, Source) == []
+        assert isinstance(destination, Destination) and drift(destination, Destination) == []
+        assert isinstance(source, HubSpotSource) and isinstance(destination, HubSpotDestination)
+        assert source.http is destination.http is adapters.https["hubspot-demo"]
     finally:
         await adapters.aclose()
 

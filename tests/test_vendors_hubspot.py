@@ -217,6 +217,18 @@ def test_form_method_without_a_guid_is_a_config_error(
         HubSpotSource(account, SourceSettings(account="hubspot-test", method="form"), http)
 
 
+def test_a_form_source_on_an_account_without_portal_is_a_config_error(
+    token_file: Path, http: AccountHttp
+) -> None:
+    """``portal_id`` is optional (a destination needs none) but a form submit is addressed by it;
+    a contacts_api source does without."""
+    raw = {"name": "hubspot-test", "vendor": "hubspot", "token": {"file": str(token_file)}}
+    account = HubSpotAccount.model_validate(raw)
+    with pytest.raises(ConfigError, match="portal_id: required by method form"):
+        HubSpotSource(account, settings("form"), http)
+    assert HubSpotSource(account, settings("contacts_api"), http).api.account is account
+
+
 # --- inject ---------------------------------------------------------------------------------------
 
 

@@ -1,9 +1,10 @@
 """Vendor accounts: one set of credentials at one vendor, the unit of API quota.
 
 Accounts are a tagged union on ``vendor``. Each model declares what an integration may do with it
-(``roles``, ``source_methods``, ``destination_objects``), so the loader checks references without
-knowing any vendor. Adding Pardot, Eloqua, Dynamics 365 or HubSpot CRM is one model here plus its
-entry in ``Account`` and ``ACCOUNT_TYPES``; nothing else in the config changes.
+(``roles``, ``source_methods``, ``destination_objects``, and the optional keys a source method
+needs, ``method_needs``), so the loader checks references without knowing any vendor. Adding
+a vendor is one model here plus its entry in ``Account`` and ``ACCOUNT_TYPES``; nothing else in
+the config changes.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ class AccountBase(Strict):
     roles: ClassVar[frozenset[Role]] = frozenset()
     source_methods: ClassVar[tuple[str, ...]] = ()
     destination_objects: ClassVar[tuple[str, ...]] = ()
+    method_needs: ClassVar[dict[str, tuple[str, ...]]] = {}
+    """Source method → the account's optional keys it cannot do without."""
 
     name: Name
     quota: QuotaPolicy = QuotaPolicy()
@@ -65,17 +68,27 @@ def _digits(value: Any) -> Any:
 
 
 class HubSpotAccount(AccountBase):
-    """HubSpot Marketing Hub: private-app token; forms live on a separate host."""
+    """HubSpot: private-app token. A source (Marketing Hub: forms or contacts API) or a
+    destination (the CRM's contacts, for Marketo or Account Engagement → HubSpot setups).
 
-    roles: ClassVar[frozenset[Role]] = frozenset({"source"})
+    Forms live on a separate host and are addressed by portal: ``portal_id`` is needed only by a
+    ``form`` source; the CRM API knows the account from the token.
+    """
+
+    roles: ClassVar[frozenset[Role]] = frozenset({"source", "destination"})
     source_methods: ClassVar[tuple[str, ...]] = ("form", "contacts_api")
+    destination_objects: ClassVar[tuple[str, ...]] = ("contacts",)
+    method_needs: ClassVar[dict[str, tuple[str, ...]]] = {"form": ("portal_id",)}
 
     vendor: Literal["hubspot"]
     base_url: BaseUrl = "https://api.hubapi.com"
     forms_url: BaseUrl = "https://api.hsforms.com"
-    portal_id: Annotated[
-        str, BeforeValidator(_digits), AfterValidator(matches(r"[1-9]\d{0,14}", "20112233"))
-    ]
+    portal_id: (
+        Annotated[
+            str, BeforeValidator(_digits), AfterValidator(matches(r"[1-9]\d{0,14}", "20112233"))
+        ]
+        | None
+    ) = None
     token: Secret
 
 

@@ -73,6 +73,7 @@ def _references(
         yield from _duplicates(section, [item.name for item in getattr(config, section)])
     for i, integration in enumerate(config.integrations):
         yield from _endpoints(config, ("integrations", i), integration)
+        yield from _method_needs(config, integration)
         if templates is not None:
             for j, run in enumerate(integration.templates):
                 if run.template not in templates:
@@ -136,6 +137,22 @@ def _endpoints(config: Config, at: Loc, integration: Integration) -> Iterator[tu
             (*at, "destination", "object"),
             f"must be one of {objects} for a {_vendor(destination)} account",
         )
+
+
+def _method_needs(config: Config, integration: Integration) -> Iterator[tuple[Loc, str]]:
+    """Optional account keys the integration's source method cannot do without (a HubSpot
+    ``form`` source needs ``portal_id``), reported at the account that lacks them."""
+    source = config.account(integration.source.account)
+    if source is None or integration.source.method not in source.source_methods:
+        return  # _endpoints reports these
+    index = config.accounts.index(source)  # type: ignore[arg-type]
+    for key in source.method_needs.get(integration.source.method, ()):
+        if getattr(source, key, None) is None:
+            why = (
+                f"required by integration {integration.name!r} "
+                f"(source method {integration.source.method})"
+            )
+            yield ("accounts", index, key), why
 
 
 def _vendor(account: Any) -> str:

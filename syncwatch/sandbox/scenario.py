@@ -96,6 +96,30 @@ class FormSpec(_Strict):
 DEFAULT_FORM_GUID = "5c1e8f2a-9b7d-4e3a-8c61-2f0d4b9a7e15"
 
 
+MARKETO_HUBSPOT_MAPPING = {
+    "email": "email",
+    "firstName": "firstname",
+    "lastName": "lastname",
+    "company": "company",
+    "phone": "phone",
+    "title": "jobtitle",
+    "country": "country",
+}
+"""Marketo REST names → HubSpot contact properties. unconfirmed: Marketo has no documented
+HubSpot sync; a middleware (iPaaS) recipe maps what its builder chooses. These pair the fields of
+Marketo's default CRM mapping with the HubSpot properties of the same meaning."""
+PARDOT_HUBSPOT_MAPPING = {
+    "email": "email",
+    "firstName": "firstname",
+    "lastName": "lastname",
+    "company": "company",
+    "phone": "phone",
+    "jobTitle": "jobtitle",
+    "country": "country",
+}
+"""v5 prospect fields → HubSpot contact properties; unconfirmed, as above (no documented sync)."""
+
+
 class HubSpotSpec(_Strict):
     portal_id: str = "20112233"
     token: str | None = None  # pin the private-app token; None accepts any non-empty bearer
@@ -109,6 +133,11 @@ class HubSpotSpec(_Strict):
             required=["email", "lastname", "company"],
         )
     ]
+    # The owner a middleware connector assigns to the contacts it creates: an owner ``id`` as
+    # /crm/v3/owners lists it (the owners guide's example id).
+    default_owner_id: str = "41629779"
+    marketo_mapping: dict[str, str] = dict(MARKETO_HUBSPOT_MAPPING)
+    pardot_mapping: dict[str, str] = dict(PARDOT_HUBSPOT_MAPPING)
 
 
 class SalesforceSpec(_Strict):
@@ -171,8 +200,9 @@ class MarketoSpec(_Strict):
     sync_on_create: bool = True
     sync_latency: LatencySpec = LatencySpec(median=60.0, p95=300.0)
     mapping: dict[str, str] = dict(MARKETO_MAPPING)
-    sync_to: Literal["salesforce", "dynamics"] = "salesforce"
-    """The CRM the instance syncs with ("Sync Person to Microsoft" makes a Dynamics lead)."""
+    sync_to: Literal["salesforce", "dynamics", "hubspot"] = "salesforce"
+    """The CRM the instance syncs with ("Sync Person to Microsoft" makes a Dynamics lead; HubSpot
+    contacts come from a middleware connector, Marketo having no HubSpot sync of its own)."""
 
 
 PARDOT_MAPPING = {
@@ -217,6 +247,8 @@ class PardotSpec(_Strict):
     sync_latency: LatencySpec = LatencySpec(median=120.0, p95=360.0)  # "as often as every 2 min"
     mapping: dict[str, str] = dict(PARDOT_MAPPING)
     form_handlers: list[FormHandlerSpec] = [FormHandlerSpec()]
+    sync_to: Literal["salesforce", "hubspot"] = "salesforce"
+    """Salesforce (the connector) or HubSpot contacts (a middleware connector, no native sync)."""
 
 
 ELOQUA_MAPPING = {

@@ -7,8 +7,8 @@ has fallen due on the clock, so virtual time needs no background task and a reco
 creation time is exactly its due time, not when somebody happened to look.
 
 Each connector writes to the CRM the scenario selects for it (``sync.destination`` for HubSpot's,
-``marketo.sync_to`` for Marketo's; Salesforce by default); Dynamics 365 rows are made by
-``dynamics_sync``.
+``marketo.sync_to`` for Marketo's, ``pardot.sync_to`` for Account Engagement's; Salesforce by
+default); Dynamics 365 rows are made by ``dynamics_sync``, HubSpot contacts by ``hubspot_sync``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from syncwatch.sandbox import dynamics_sync
+from syncwatch.sandbox import dynamics_sync, hubspot_sync
 from syncwatch.sandbox.scenario import LatencySpec
 from syncwatch.sandbox.world import (
     Contact,
@@ -120,12 +120,20 @@ class SyncEngine:
     def destination_of(self, item: PendingSync) -> str:
         """The CRM this record's connector writes to, as the scenario selects it."""
         scenario = self.world.scenario
-        chosen = {"hubspot": scenario.sync.destination, "marketo": scenario.marketo.sync_to}
+        chosen = {
+            "hubspot": scenario.sync.destination,
+            "marketo": scenario.marketo.sync_to,
+            "pardot": scenario.pardot.sync_to,
+        }
         return chosen.get(item.source, "salesforce")
 
     def _deliver(self, item: PendingSync, at: datetime) -> None:
-        if self.destination_of(item) == "dynamics":
+        destination = self.destination_of(item)
+        if destination == "dynamics":
             dynamics_sync.deliver(self, item, at)
+            return
+        if destination == "hubspot":
+            hubspot_sync.deliver(self, item, at)
             return
         source = self._source_record(item)
         if source is None:

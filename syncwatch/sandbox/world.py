@@ -49,7 +49,7 @@ class Contact:
     properties: dict[str, str]
     created_at: datetime
     updated_at: datetime
-    origin: str  # "form" or "api"
+    origin: str  # "form", "api", or a connector's source record ("marketo:318581")
     archived_at: datetime | None = None
 
     @property
@@ -193,8 +193,11 @@ class World:
         self._live_by_email.pop(contact.email.lower(), None)
         return True
 
-    def new_contact(self, properties: dict[str, str], origin: str) -> Contact:
-        now = self.clock.now()
+    def new_contact(
+        self, properties: dict[str, str], origin: str, created_at: datetime | None = None
+    ) -> Contact:
+        """A live contact, created now (or at ``created_at``: a connector's due time)."""
+        now = created_at or self.clock.now()
         contact = Contact(str(next(self._contact_ids)), dict(properties), now, now, origin)
         self.contacts[contact.id] = contact
         if contact.email:

@@ -1,4 +1,8 @@
-"""HubSpot as a source: inject probes by form or contacts API, find and archive them again.
+"""HubSpot as a source: inject probes by form or contacts API, find and archive them again;
+and the account's client (rates, quota headers, error classification) both HubSpot roles use.
+
+The CRM v3 contacts calls the source shares with the destination (paged search, batch archive,
+the bearer header) live in ``hubspot_crm``, beside ``HubSpotDestination``.
 
 Sources (docs/reference/vendor-apis.md §1):
 - Secure (authenticated) form submission, its body and its 200 without a contact id:
@@ -19,16 +23,15 @@ Sources (docs/reference/vendor-apis.md §1):
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
 
 import httpx
 
 from syncwatch.config.accounts import HubSpotAccount
 from syncwatch.config.model import Source as SourceSettings
 from syncwatch.errors import (
-    AuthError,
     ConfigError,
     DuplicateRejected,
     MalformedResponse,
@@ -42,12 +45,24 @@ from syncwatch.http import (
     Rate,
     classify_status,
     exchanged_at,
-    json_body,
     retry_after,
 )
 from syncwatch.quota import parse_hubspot_headers
 from syncwatch.redact import REDACTOR
 from syncwatch.vendors.base import Injection, Probe, SourceRef, Wiring, probe_id_of
+from syncwatch.vendors.hubspot_crm import (
+    CONTACTS_PATH,
+    EMAIL,
+    IN_VALUES,
+    MAX_GROUPS,
+    ContactsApi,
+    Hit,
+    chunks,
+    email_search,
+    epoch_ms,
+    json_object,
+    sweep_search,
+)
 
 VENDOR = "hubspot"
 DAILY_WINDOW = "daily"
@@ -61,21 +76,7 @@ RATES: Mapping[str, Rate] = {
 }
 CONTACT_OBJECT = "0-1"
 SUBMIT_PATH = "/submissions/v3/integration/secure/submit/{portal}/{form}"
-CONTACTS_PATH = "/crm/v3/objects/contacts"
-SEARCH_PATH = f"{CONTACTS_PATH}/search"
-ARCHIVE_PATH = f"{CONTACTS_PATH}/batch/archive"
-# unconfirmed: 100 inputs per CRM batch call comes from a community answer (secondary source,
-# community.hubspot.com "Limit for contact batch API"); the spec and reference pages give none.
-ARCHIVE_BATCH = 100
-IN_VALUES = 100  # unconfirmed: the most values one IN filter takes; no vendor page states it.
-MAX_GROUPS = 5
-"""The changelog above: five filter groups per search (the spec text still says six)."""
-SEARCH_PAGE = 200
-"""The spec's maximum ``limit`` for a search."""
-SEARCH_RESULT_CAP = 10_000
-"""secondary source (Okta, AWS Glue): a search returns at most 10,000 results; paging past fails."""
 MAX_MESSAGE = 500
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def account_http(account: HubSpotAccount, wiring: Wiring) -> AccountHttp:
@@ -105,9 +106,12 @@ class HubSpotSource:
             raise ConfigError([f"source.method: {settings.method!r} is not a HubSpot method"])
         if settings.method == "form" and not settings.form_guid:
             raise ConfigError(["source.form_guid: required with method form"])
+        if settings.method == "form" and account.portal_id is None:
+            raise ConfigError([f"accounts: {account.name}: portal_id: required by method form"])
         self.account = account
         self.settings = settings
         self.http = http
+        self.api = ContactsApi(account, http)
 
     def __repr__(self) -> str:
         return f"HubSpotSource(account={self.account.name!r}, method={self.settings.method!r})"
@@ -115,7 +119,7 @@ class HubSpotSource:
     async def inject(self, probe: Probe) -> Injection:
         """Create the probe's contact; accepted at the middle of the call on our clock."""
         context = CallContext(integration=probe.integration, probe_id=probe.probe_id)
-        headers = self._auth()
+        headers = self.api.auth()
         if self.settings.method == "form":
             return await self._submit_form(probe, context, headers)
         return await self._create_contact(probe, context, headers)
@@ -125,25 +129,16 @@ class HubSpotSource:
         context = _context_of(refs)
         ids = {ref.record_id for ref in refs if ref.record_id}
         emails = sorted({ref.email.lower() for ref in refs if not ref.record_id})
-        for chunk in _chunks(emails, IN_VALUES * MAX_GROUPS):
-            found = await self._search_all(_email_search(chunk), context)
+        for chunk in chunks(emails, IN_VALUES * MAX_GROUPS):
+            found = await self._search_all(email_search(chunk, [EMAIL]), context)
             ids.update(contact_id for contact_id, _ in found)
-        for batch in _chunks(sorted(ids, key=_id_order), ARCHIVE_BATCH):
-            await self.http.request(
-                "archive_contacts",
-                "POST",
-                ARCHIVE_PATH,
-                parse=_no_content,
-                idempotent=True,
-                context=context,
-                headers=self._auth(),
-                json={"inputs": [{"id": contact_id} for contact_id in batch]},
-            )
+        await self.api.archive(list(ids), context)
 
     async def sweep(self, probe_domain: str, older_than: datetime) -> list[SourceRef]:
         """Probe contacts at ``probe_domain`` created before ``older_than``, for deletion."""
         suffix = "@" + probe_domain.lower()
-        found = await self._search_all(_sweep_search(probe_domain, older_than), CallContext())
+        body = sweep_search(probe_domain, older_than, [EMAIL])
+        found = await self._search_all(body, CallContext())
         refs = []
         for contact_id, email in found:
             probe_id = probe_id_of(email)
@@ -184,43 +179,13 @@ class HubSpotSource:
     async def _search_all(
         self, body: dict[str, Any], context: CallContext
     ) -> list[tuple[str, str]]:
-        """``(id, email)`` of every match, following ``paging.next.after`` to the end."""
-        found: list[tuple[str, str]] = []
-        after: str | None = None
-        while True:
-            page = await self.http.request(
-                "search_contacts",
-                "POST",
-                SEARCH_PATH,
-                parse=_search_page,
-                idempotent=True,
-                limit="search",
-                context=context,
-                headers=self._auth(),
-                json={**body, "after": after} if after else body,
-            )
-            found.extend(page.contacts)
-            if page.after is None or page.after == after or len(found) >= SEARCH_RESULT_CAP:
-                return found
-            after = page.after
-
-    def _auth(self) -> dict[str, str]:
-        """The bearer header, the token read now (rotation needs no restart) and redacted."""
-        try:
-            token = self.account.token.resolve()
-        except ConfigError as exc:
-            raise AuthError(f"{VENDOR} {self.account.name}: {exc}") from exc
-        REDACTOR.add(token)
-        self.http.redactor.add(token)
-        return {"Authorization": f"Bearer {token}"}
+        """``(id, email)`` of every match, on every page."""
+        return [
+            pair async for page in self.api.pages(body, context, _id_and_email) for pair in page
+        ]
 
 
 # -- payload builders and parsers ------------------------------------------------------------
-
-
-class _Page(NamedTuple):
-    contacts: list[tuple[str, str]]
-    after: str | None
 
 
 def _form_body(probe: Probe, now: datetime) -> dict[str, Any]:
@@ -231,91 +196,28 @@ def _form_body(probe: Probe, now: datetime) -> dict[str, Any]:
             {"objectTypeId": CONTACT_OBJECT, "name": name, "value": value}
             for name, value in values.items()
         ],
-        "submittedAt": str(_epoch_ms(now)),
+        "submittedAt": str(epoch_ms(now)),
         "context": {"pageName": "syncwatch probe"},
     }
 
 
-def _email_search(emails: Sequence[str]) -> dict[str, Any]:
-    """One filter group per 100 emails; groups are ORed."""
-    # unconfirmed: that IN on a string property wants lower-case values (probe emails are).
-    groups = [
-        {"filters": [{"propertyName": "email", "operator": "IN", "values": list(chunk)}]}
-        for chunk in _chunks(emails, IN_VALUES)
-    ]
-    return {"filterGroups": groups, "properties": ["email"], "limit": SEARCH_PAGE}
-
-
-def _sweep_search(probe_domain: str, older_than: datetime) -> dict[str, Any]:
-    """Emails at the domain (the documented ``*@domain`` token form) created before a time."""
-    filters = [
-        {"propertyName": "email", "operator": "CONTAINS_TOKEN", "value": f"*@{probe_domain}"},
-        {"propertyName": "createdate", "operator": "LT", "value": str(_epoch_ms(older_than))},
-    ]
-    return {"filterGroups": [{"filters": filters}], "properties": ["email"], "limit": SEARCH_PAGE}
-
-
 def _form_accepted(response: httpx.Response) -> Injection:
     """A 200 whose body is a JSON object (``inlineMessage`` or ``redirectUri``); no id in it."""
-    _json_object(response, "form submission")
+    json_object(response, "form submission")
     return Injection(accepted_at=exchanged_at(response))
 
 
 def _created_id(response: httpx.Response) -> Injection:
-    body = _json_object(response, "contact create")
+    body = json_object(response, "contact create")
     record_id = body.get("id")
     if isinstance(record_id, bool) or not isinstance(record_id, str | int) or record_id == "":
         raise MalformedResponse("contact create: no contact id", status=response.status_code)
     return Injection(accepted_at=exchanged_at(response), source_ref=str(record_id))
 
 
-def _search_page(response: httpx.Response) -> _Page:
-    body = _json_object(response, "contact search")
-    results = body.get("results")
-    if not isinstance(results, list):
-        raise MalformedResponse("contact search: no results list", status=response.status_code)
-    contacts = []
-    for item in results:
-        record_id = item.get("id") if isinstance(item, dict) else None
-        if not isinstance(record_id, str | int) or not isinstance(item.get("properties"), dict):
-            raise MalformedResponse(
-                "contact search: a result without id or properties", status=response.status_code
-            )
-        email = item["properties"].get("email")
-        contacts.append((str(record_id), email if isinstance(email, str) else ""))
-    return _Page(contacts, _next_after(body.get("paging")))
-
-
-def _next_after(paging: Any) -> str | None:
-    following = paging.get("next") if isinstance(paging, dict) else None
-    after = following.get("after") if isinstance(following, dict) else None
-    return str(after) if isinstance(after, str | int) and str(after) else None
-
-
-def _no_content(response: httpx.Response) -> None:
-    """The documented 204; a 2xx with a body must at least be JSON, not a proxy's page."""
-    if response.status_code != 204 and response.content:
-        json_body(response, "contact archive")
-
-
-def _json_object(response: httpx.Response, what: str) -> dict[str, Any]:
-    body = json_body(response, what)
-    if not isinstance(body, dict):
-        raise MalformedResponse(f"{what}: body is not a JSON object", status=response.status_code)
-    return body
-
-
-def _epoch_ms(moment: datetime) -> int:
-    return (moment - _EPOCH) // timedelta(milliseconds=1)
-
-
-def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _id_order(contact_id: str) -> tuple[int, str]:
-    return len(contact_id), contact_id
+def _id_and_email(hit: Hit) -> tuple[str, str]:
+    email = hit.properties.get(EMAIL)
+    return hit.id, email if isinstance(email, str) else ""
 
 
 def _context_of(refs: Sequence[SourceRef]) -> CallContext:

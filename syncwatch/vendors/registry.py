@@ -12,7 +12,7 @@ from typing import Any
 
 from syncwatch.config import Config, Integration
 from syncwatch.http import AccountHttp
-from syncwatch.vendors import dynamics, eloqua, hubspot, marketo, pardot, salesforce
+from syncwatch.vendors import dynamics, eloqua, hubspot, hubspot_crm, marketo, pardot, salesforce
 from syncwatch.vendors.base import Destination, Source, Wiring
 
 
@@ -36,7 +36,12 @@ VENDORS: dict[str, VendorModule] = {
     ),
     "eloqua": VendorModule(eloqua.account_http, eloqua.DAILY_WINDOW, source=eloqua.EloquaSource),
     "hubspot": VendorModule(
-        hubspot.account_http, hubspot.DAILY_WINDOW, source=hubspot.HubSpotSource
+        hubspot.account_http,
+        hubspot.DAILY_WINDOW,
+        source=hubspot.HubSpotSource,
+        destination=lambda account, settings, http, fields: hubspot_crm.HubSpotDestination(
+            account, settings, http, fields=fields
+        ),
     ),
     "marketo": VendorModule(
         marketo.account_http, marketo.DAILY_WINDOW, source=marketo.MarketoSource
