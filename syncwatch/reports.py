@@ -20,17 +20,11 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from syncwatch.config import Config, Contract
+from syncwatch.config.accounts import VENDOR_TITLES
 from syncwatch.evidence import evidence_window, stored_events
 from syncwatch.sla import CallEvent, Event, SlaResult, evaluate, month_period
 from syncwatch.sla.intervals import VENDOR_CLASSES
 from syncwatch.store import Store
-
-VENDOR_TITLES = {
-    "dynamics": "Microsoft Dynamics 365",
-    "hubspot": "HubSpot",
-    "salesforce": "Salesforce",
-}
-"""Vendors as they spell themselves, for the document that is sent to them."""
 
 CSV_COLUMNS = (
     "contract",

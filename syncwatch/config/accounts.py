@@ -53,6 +53,8 @@ class AccountBase(Strict):
     """What every account has: a name (the ``account`` label) and a quota policy."""
 
     roles: ClassVar[frozenset[Role]] = frozenset()
+    title: ClassVar[str] = ""
+    """The vendor as it spells itself, for documents sent to it (claims)."""
     source_methods: ClassVar[tuple[str, ...]] = ()
     destination_objects: ClassVar[tuple[str, ...]] = ()
     method_needs: ClassVar[dict[str, tuple[str, ...]]] = {}
@@ -80,6 +82,7 @@ class HubSpotAccount(AccountBase):
     destination_objects: ClassVar[tuple[str, ...]] = ("contacts",)
     method_needs: ClassVar[dict[str, tuple[str, ...]]] = {"form": ("portal_id",)}
 
+    title: ClassVar[str] = "HubSpot"
     vendor: Literal["hubspot"]
     base_url: BaseUrl = "https://api.hubapi.com"
     forms_url: BaseUrl = "https://api.hsforms.com"
@@ -117,6 +120,7 @@ class SalesforceAccount(AccountBase):
     roles: ClassVar[frozenset[Role]] = frozenset({"destination"})
     destination_objects: ClassVar[tuple[str, ...]] = ("Lead", "Contact")
 
+    title: ClassVar[str] = "Salesforce"
     vendor: Literal["salesforce"]
     base_url: BaseUrl
     auth_url: BaseUrl | None = None
@@ -147,6 +151,7 @@ class MarketoAccount(AccountBase):
     roles: ClassVar[frozenset[Role]] = frozenset({"source"})
     source_methods: ClassVar[tuple[str, ...]] = ("leads", "push")
 
+    title: ClassVar[str] = "Adobe Marketo Engage"
     vendor: Literal["marketo"]
     base_url: BaseUrl
     identity_url: BaseUrl | None = None
@@ -180,6 +185,7 @@ class PardotAccount(AccountBase):
     roles: ClassVar[frozenset[Role]] = frozenset({"source"})
     source_methods: ClassVar[tuple[str, ...]] = ("api", "form_handler")
 
+    title: ClassVar[str] = "Salesforce Marketing Cloud Account Engagement"
     vendor: Literal["pardot"]
     base_url: BaseUrl = "https://pi.pardot.com"
     """``https://pi.demo.pardot.com`` for developer orgs and sandboxes."""
@@ -210,6 +216,7 @@ class DynamicsAccount(AccountBase):
     roles: ClassVar[frozenset[Role]] = frozenset({"destination"})
     destination_objects: ClassVar[tuple[str, ...]] = ("lead", "contact")
 
+    title: ClassVar[str] = "Microsoft Dynamics 365"
     vendor: Literal["dynamics"]
     base_url: BaseUrl
     auth_url: BaseUrl = "https://login.microsoftonline.com"
@@ -242,6 +249,7 @@ class EloquaAccount(AccountBase):
     roles: ClassVar[frozenset[Role]] = frozenset({"source"})
     source_methods: ClassVar[tuple[str, ...]] = ("contacts_api",)
 
+    title: ClassVar[str] = "Oracle Eloqua"
     vendor: Literal["eloqua"]
     company: Annotated[NonEmpty, AfterValidator(matches(r"[^\\:]+", "AcmeCorp (no \\ or :)"))]
     """The site (company) name entered at login; the part before the backslash."""
@@ -274,3 +282,7 @@ VENDORS: tuple[str, ...] = tuple(
     get_args(model.model_fields["vendor"].annotation)[0] for model in ACCOUNT_TYPES
 )
 """Vendor names, in ``ACCOUNT_TYPES`` order; contracts name one of these."""
+VENDOR_TITLES: dict[str, str] = {
+    get_args(model.model_fields["vendor"].annotation)[0]: model.title for model in ACCOUNT_TYPES
+}
+"""Vendor name → how the vendor spells itself."""
