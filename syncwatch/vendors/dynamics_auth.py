@@ -25,17 +25,17 @@ Vendor docs:
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
 
 from syncwatch.config.accounts import DynamicsAccount
-from syncwatch.errors import AuthError, ConfigError, MalformedResponse
-from syncwatch.http import AccountHttp, CallContext, json_body
+from syncwatch.errors import AuthError, ConfigError
+from syncwatch.http import AccountHttp, CallContext
 from syncwatch.redact import REDACTOR
+from syncwatch.vendors.oauth import Token, TokenCache
+from syncwatch.vendors.oauth import token_parser as oauth_token_parser
 
 TOKEN_PATH = "/oauth2/v2.0/token"
 """Appended to ``auth_url`` + ``/`` + ``tenant_id``."""
@@ -49,29 +49,16 @@ def scope_for(environment_url: str) -> str:
     return environment_url.rstrip("/") + "/.default"
 
 
-@dataclass(frozen=True)
-class Token:
-    """An access token and when to stop using it, on our monotonic clock; never in a repr."""
-
-    access_token: str = field(repr=False)
-    expires_at: float
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.access_token}"}
-
-
 class DynamicsAuth:
     """One account's token: fetched on first use, reused until it expires or is refused."""
 
     def __init__(self, account: DynamicsAccount, http: AccountHttp) -> None:
         self._account = account
         self._http = http
-        self._token: Token | None = None
-        self._lock = asyncio.Lock()
+        self._cache = TokenCache(http.clock.monotonic, self._fetch)
 
     def __repr__(self) -> str:
-        return f"DynamicsAuth(account={self._account.name!r}, token={self._token!r})"
+        return f"DynamicsAuth(account={self._account.name!r}, token={self._cache!r})"
 
     async def request(
         self,
@@ -111,20 +98,11 @@ class DynamicsAuth:
 
     async def token(self, context: CallContext) -> Token:
         """The cached token while it lasts, else a fresh one."""
-        current = self._token
-        if current is not None and self._http.clock.monotonic() < current.expires_at:
-            return current
-        return await self.renew(current, context)
+        return await self._cache.token(context)
 
     async def renew(self, stale: Token | None, context: CallContext) -> Token:
         """A token other than ``stale``: one token request, however many callers held it."""
-        async with self._lock:
-            current = self._token
-            expired = current is not None and self._http.clock.monotonic() >= current.expires_at
-            if current is None or current is stale or expired:
-                self._token = await self._fetch(context)
-            assert self._token is not None
-            return self._token
+        return await self._cache.renew(stale, context)
 
     async def _fetch(self, context: CallContext) -> Token:
         # Client credentials change nothing server-side: safe to retry on a 5xx.
@@ -156,17 +134,5 @@ class DynamicsAuth:
 
 
 def token_parser(monotonic: Callable[[], float]) -> Callable[[httpx.Response], Token]:
-    """A parser of the documented token body, stamping expiry on our clock when it arrives."""
-
-    def parse(response: httpx.Response) -> Token:
-        body = json_body(response, "entra token")
-        token, expires_in = body["access_token"], body["expires_in"]
-        token_type = str(body.get("token_type", "")).lower()
-        usable = isinstance(token, str) and token and token_type == "bearer"
-        if not usable or isinstance(expires_in, bool) or not isinstance(expires_in, int):
-            message = "entra token: no Bearer access_token with an integer expires_in"
-            raise MalformedResponse(message, status=response.status_code)
-        REDACTOR.add(token)
-        return Token(token, monotonic() + max(expires_in - EXPIRY_MARGIN_S, 0.0))
-
-    return parse
+    """The documented token body, parsed (``oauth.token_parser``)."""
+    return oauth_token_parser("entra token", monotonic, margin_s=EXPIRY_MARGIN_S)

@@ -27,17 +27,17 @@ Vendor docs:
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
 
 from syncwatch.config.accounts import MarketoAccount
-from syncwatch.errors import AuthError, ConfigError, MalformedResponse
-from syncwatch.http import AccountHttp, CallContext, json_body
+from syncwatch.errors import AuthError, ConfigError
+from syncwatch.http import AccountHttp, CallContext
 from syncwatch.redact import REDACTOR
+from syncwatch.vendors.oauth import Token, TokenCache
+from syncwatch.vendors.oauth import token_parser as oauth_token_parser
 
 TOKEN_PATH = "/oauth/token"
 """Appended to the account's ``identity_url`` (``.../identity`` by default)."""
@@ -49,29 +49,16 @@ class TokenRefused(AuthError):
     retries once; past that it is plain ``auth``."""
 
 
-@dataclass(frozen=True)
-class Token:
-    """An access token and when it stops being good, on our monotonic clock; never in a repr."""
-
-    access_token: str = field(repr=False)
-    expires_at: float
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.access_token}"}
-
-
 class MarketoAuth:
     """One account's token: fetched on first use, reused until it expires or is refused."""
 
     def __init__(self, account: MarketoAccount, http: AccountHttp) -> None:
         self._account = account
         self._http = http
-        self._token: Token | None = None
-        self._lock = asyncio.Lock()
+        self._cache = TokenCache(http.clock.monotonic, self._fetch)
 
     def __repr__(self) -> str:
-        return f"MarketoAuth(account={self._account.name!r}, token={self._token!r})"
+        return f"MarketoAuth(account={self._account.name!r}, token={self._cache!r})"
 
     async def request(
         self,
@@ -107,21 +94,12 @@ class MarketoAuth:
         return await send(await self.renew(token, context))
 
     async def token(self, context: CallContext) -> Token:
-        """The cached token while its lifespan lasts, else a fresh one."""
-        current = self._token
-        if current is not None and self._http.clock.monotonic() < current.expires_at:
-            return current
-        return await self.renew(current, context)
+        """The cached token while it lasts, else a fresh one."""
+        return await self._cache.token(context)
 
     async def renew(self, stale: Token | None, context: CallContext) -> Token:
-        """A token other than ``stale``: one Identity call, however many callers held it."""
-        async with self._lock:
-            current = self._token
-            expired = current is not None and self._http.clock.monotonic() >= current.expires_at
-            if current is None or current is stale or expired:
-                self._token = await self._fetch(context)
-            assert self._token is not None
-            return self._token
+        """A token other than ``stale``: one token request, however many callers held it."""
+        return await self._cache.renew(stale, context)
 
     async def _fetch(self, context: CallContext) -> Token:
         # Asking twice hands back the same token: safe to retry on a 5xx.
@@ -151,17 +129,5 @@ class MarketoAuth:
 
 
 def token_parser(monotonic: Callable[[], float]) -> Callable[[httpx.Response], Token]:
-    """A parser of the documented Identity body, stamping expiry on our clock when it arrives."""
-
-    def parse(response: httpx.Response) -> Token:
-        body = json_body(response, "marketo identity")
-        token, expires_in = body["access_token"], body["expires_in"]
-        token_type = str(body.get("token_type", "bearer")).lower()
-        usable = isinstance(token, str) and token and token_type == "bearer"
-        if not usable or isinstance(expires_in, bool) or not isinstance(expires_in, int):
-            message = "marketo identity: no bearer access_token with an integer expires_in"
-            raise MalformedResponse(message, status=response.status_code)
-        REDACTOR.add(token)
-        return Token(token, monotonic() + max(expires_in, 0))
-
-    return parse
+    """The documented token body, parsed (``oauth.token_parser``)."""
+    return oauth_token_parser("marketo identity", monotonic, default_type="bearer")
