@@ -99,6 +99,8 @@ class IncidentLog:
         key = (observation.integration, observation.track)
         track = self.tracks.get(key) or Track(observation.integration, observation.track)
         step = observe(track, observation, self.policy, self._runbook)
+        if step.track == track and step.incident is None:
+            return step  # a healthy track stays as it was: nothing to write
         messages = self._messages(step)
         try:
             self.incidents.apply(step, messages)

@@ -107,6 +107,7 @@ class Track:
     track: str
     bad_streak: int = 0
     good_streak: int = 0
+    """Consecutive good observations while an incident is open (0 otherwise)."""
     streak_started_at: datetime | None = None
     pending: Mapping[str, int] = field(default_factory=dict)
     """Causes of the bad streak that has not opened an incident yet."""
@@ -167,7 +168,9 @@ def _bad(track: Track, seen: Observation, policy: Policy, runbook: Callable[[str
 
 def _good(track: Track, at: datetime, policy: Policy) -> Step:
     if track.open is None:
-        return Step(Track(track.integration, track.track, good_streak=track.good_streak + 1))
+        # Nothing to recover from: a clean track, the same after every good observation, so
+        # a healthy integration's track is not rewritten on every probe.
+        return Step(Track(track.integration, track.track))
     recovering_since = track.streak_started_at if track.good_streak else at
     incident = replace(track.open, good=track.open.good + 1)
     streak = track.good_streak + 1
@@ -177,7 +180,7 @@ def _good(track: Track, at: datetime, policy: Policy) -> Step:
         )
         return Step(waiting, incident)
     resolved = replace(incident, recovered_at=recovering_since, resolved_at=at)
-    return Step(Track(track.integration, track.track, good_streak=streak), resolved, resolved=True)
+    return Step(Track(track.integration, track.track), resolved, resolved=True)
 
 
 def dominant(causes: Mapping[str, int], latest: str) -> str:

@@ -269,9 +269,12 @@ class Notifier:
         self._client = httpx.AsyncClient(transport=transport, timeout=CALL_TIMEOUT_S)
         self._wake = asyncio.Event()
         self._orphans: set[str] = set()
+        self._nothing_pending = False
+        """Set by the last count of the outbox; cleared by ``wake``."""
 
     def wake(self) -> None:
         """New messages are queued: deliver now rather than at the next look."""
+        self._nothing_pending = False
         self._wake.set()
 
     async def aclose(self) -> None:
@@ -291,13 +294,24 @@ class Notifier:
             await self._idle(pause)
 
     async def deliver_due(self) -> int:
-        """Send every target's due messages in order, targets concurrently; how many went."""
+        """Send every target's due messages in order, targets concurrently; how many went.
+
+        When the last look found nothing queued and nobody has woken us since, one count of
+        the outbox stands for the whole round: an idle daemon reads one row a look."""
+        if self._nothing_pending and not self._count():
+            return 0
         counts = await asyncio.gather(*(self._drain(name) for name in self.targets))
+        self._count()
+        return sum(counts)
+
+    def _count(self) -> bool:
+        """Refresh the pending figures; whether anything is queued (True when unknown)."""
         try:
             self._account()
         except (StoreError, sqlite3.Error) as exc:
+            self._nothing_pending = False  # unknown: keep looking on the timer
             log.error("cannot read the notification outbox", error=REDACTOR.text(str(exc)))
-        return sum(counts)
+        return not self._nothing_pending
 
     async def _drain(self, name: str) -> int:
         """One target's queue, oldest first, until a failure or nothing is due."""
@@ -359,6 +373,7 @@ class Notifier:
     def _account(self) -> None:
         """Refresh ``notifications_pending``; note, once, messages no target will send."""
         pending = self.incidents.outbox_pending()
+        self._nothing_pending = not any(pending.get(name) for name in self.targets)
         for name in self.targets:
             self.metrics.notifications_pending.labels(name).set(pending.get(name, 0))
         for name in sorted(set(pending) - set(self.targets) - self._orphans):
@@ -371,6 +386,8 @@ class Notifier:
 
     def _pause_s(self) -> float:
         """Until the earliest retry among the targets' heads, within [1 s, MAX_IDLE_S]."""
+        if self._nothing_pending:
+            return MAX_IDLE_S
         heads = self.incidents.outbox_heads(self.targets)
         if not heads:
             return MAX_IDLE_S

@@ -171,6 +171,8 @@ class Store:
     def __init__(self, db: sqlite_utils.Database, path: str) -> None:
         self.db = db
         self.path = path
+        self._column_cache: dict[str, frozenset[str]] = {}
+        self._quota: dict[tuple[str, str], QuotaReading] = {}
 
     @classmethod
     def open(cls, path: Path | str) -> Store:
@@ -184,8 +186,14 @@ class Store:
             db.execute("PRAGMA foreign_keys = ON")
             if name != ":memory:":
                 db.enable_wal()
+                # With WAL, NORMAL syncs at checkpoints, not on every commit: a crash of the
+                # process (SIGKILL included) loses nothing committed; only an OS crash or power
+                # loss may lose the last transactions. Per-commit fsyncs would cost a disk flush
+                # per probe transition and per API call.
+                db.execute("PRAGMA synchronous = NORMAL")
             store = cls(db, name)
             store._migrate()
+            store._load_quota()
         except StoreError:
             db.close()
             raise
@@ -226,7 +234,29 @@ class Store:
 
     def insert_probe(self, probe: Mapping[str, Any]) -> None:
         """Persist a new probe before anything is sent, so a crash can never forget it."""
-        self.db.table("probes").insert(_encode(probe))
+        self._insert("probes", probe)
+
+    def _insert(self, table: str, values: Mapping[str, Any]) -> None:
+        """One row, by plain SQL: sqlite-utils' ``insert`` re-reads the schema on every call,
+        which was most of the store's cost per probe (bench/RESULTS.md)."""
+        row = _encode(values)
+        unknown = set(row) - self._columns(table)
+        if unknown:
+            raise StoreError(f"{table} has no column(s) {sorted(unknown)}")
+        names = ", ".join(f"[{column}]" for column in row)
+        marks = ", ".join("?" for _ in row)
+        with self.db.atomic():
+            self.db.execute(f"INSERT INTO {table} ({names}) VALUES ({marks})", list(row.values()))
+
+    def _load_quota(self) -> None:
+        rows = self.db.query("SELECT * FROM quota_latest")
+        self._quota = {(row["account"], row["window"]): _reading(row) for row in rows}
+
+    def _columns(self, table: str) -> frozenset[str]:
+        """A table's columns, read once per open store (the schema changes only by migration)."""
+        if table not in self._column_cache:
+            self._column_cache[table] = frozenset(self.db.table(table).columns_dict)
+        return self._column_cache[table]
 
     def update_probe(self, probe_id: str, **changes: Any) -> None:
         """Record one lifecycle transition; every transition is committed at once."""
@@ -244,7 +274,7 @@ class Store:
             raise StoreError(f"no probe {probe_id!r} to update")
 
     def probe_columns(self) -> set[str]:
-        return set(self.db.table("probes").columns_dict)
+        return set(self._columns("probes"))
 
     def get_probe(self, probe_id: str) -> dict[str, Any] | None:
         rows = list(self.db.query("SELECT * FROM probes WHERE probe_id = ?", [probe_id]))
@@ -260,30 +290,40 @@ class Store:
 
     def record_call(self, call: ApiCall, other_windows: tuple[QuotaFigure, ...] = ()) -> None:
         """One call, and every quota window its response reported, in one transaction."""
+        readings = [
+            QuotaReading(
+                call.account, figure.window, call.vendor, figure.used, figure.limit, call.at
+            )
+            for figure in other_windows
+        ]
+        if call.quota_used is not None and call.quota_limit is not None:
+            window = call.quota_window or "daily"
+            used, limit = call.quota_used, call.quota_limit
+            readings.insert(
+                0, QuotaReading(call.account, window, call.vendor, used, limit, call.at)
+            )
         try:
             with self.db.atomic():
-                self._insert_call(call)
-                for figure in other_windows:
-                    reading = QuotaReading(
-                        call.account, figure.window, call.vendor, figure.used, figure.limit, call.at
-                    )
+                self._insert("api_calls", asdict(call))
+                for reading in readings:
                     self._save_quota(reading)
         except sqlite3.IntegrityError as exc:
             raise StoreError(f"cannot record {call.operation} call: {exc}") from exc
-
-    def _insert_call(self, call: ApiCall) -> None:
-        self.db.table("api_calls").insert(_encode(asdict(call)))
-        if call.quota_used is None or call.quota_limit is None:
-            return
-        window = call.quota_window or "daily"
-        reading = QuotaReading(
-            call.account, window, call.vendor, call.quota_used, call.quota_limit, call.at
-        )
-        self._save_quota(reading)
+        self._remember_quota(readings)
 
     def save_quota(self, reading: QuotaReading) -> None:
         with self.db.atomic():
             self._save_quota(reading)
+        self._remember_quota([reading])
+
+    def _remember_quota(self, readings: list[QuotaReading]) -> None:
+        """Mirror committed figures in memory, newest wins as in SQL: the guard asks before
+        every probe, and this process is the only writer."""
+        for reading in readings:
+            key = (reading.account, reading.window)
+            known = self._quota.get(key)
+            if known is None or reading.observed_at >= known.observed_at:
+                self._quota[key] = reading
 
     def _save_quota(self, reading: QuotaReading) -> None:
         """Keep the newest figure: a reading older than the one stored changes nothing."""
@@ -297,15 +337,11 @@ class Store:
         )
 
     def latest_quota(self) -> list[QuotaReading]:
-        rows = self.db.query("SELECT * FROM quota_latest ORDER BY account, window")
-        return [_reading(row) for row in rows]
+        return [self._quota[key] for key in sorted(self._quota)]
 
     def quota_reading(self, account: str, window: str) -> QuotaReading | None:
         """The latest figure of one account's window (the guard asks before every probe)."""
-        rows = self.db.query(
-            "SELECT * FROM quota_latest WHERE account = ? AND window = ?", [account, window]
-        )
-        return next((_reading(row) for row in rows), None)
+        return self._quota.get((account, window))
 
     def calls(self, account: str | None = None) -> Iterator[dict[str, Any]]:
         if account is None:

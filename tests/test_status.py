@@ -352,13 +352,14 @@ def test_resolved_incidents_are_the_latest_few_newest_first(
 async def test_one_set_of_queries_per_ttl_however_many_requests(
     board: StatusBoard, store: Store, probes: Probes, clock: VirtualClock
 ) -> None:
-    """Five SELECTs build a snapshot; requests within the TTL read none and see the same data;
-    after the TTL the store is read again."""
+    """Four SELECTs build a snapshot (the latest quota figures are the store's memory);
+    requests within the TTL read none and see the same data; after the TTL the store is read
+    again."""
     probes.add("ok", 20.0)
     statements: list[str] = []
     store.db.conn.set_trace_callback(statements.append)
     first = board.snapshot()
-    assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 5
+    assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 4
     statements.clear()
     probes.add("lost", error_class="sync_lost")
     statements.clear()
