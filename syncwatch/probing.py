@@ -179,7 +179,7 @@ class ProbeEngine:
                 reserve=account.quota.reserve,
                 max_share=account.quota.max_share,
                 daily=daily.as_figure() if daily else None,
-                own_calls_today=self.store.count_calls(name, now - timedelta(days=1), now),
+                own_calls_today=self.store.calls_since(name, now - timedelta(days=1)),
                 probe_cost=PROBE_COST_ESTIMATE,
             )
             if verdict is not None:

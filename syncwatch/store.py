@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -173,6 +173,8 @@ class Store:
         self.path = path
         self._column_cache: dict[str, frozenset[str]] = {}
         self._quota: dict[tuple[str, str], QuotaReading] = {}
+        self._recent: dict[str, dict[int, int]] = {}
+        """Calls per account per minute (minutes since the epoch), the last RECENT_CALLS."""
 
     @classmethod
     def open(cls, path: Path | str) -> Store:
@@ -194,6 +196,7 @@ class Store:
             store = cls(db, name)
             store._migrate()
             store._load_quota()
+            store._load_recent()
         except StoreError:
             db.close()
             raise
@@ -310,6 +313,7 @@ class Store:
         except sqlite3.IntegrityError as exc:
             raise StoreError(f"cannot record {call.operation} call: {exc}") from exc
         self._remember_quota(readings)
+        self._count_recent(call)
 
     def save_quota(self, reading: QuotaReading) -> None:
         with self.db.atomic():
@@ -408,6 +412,41 @@ class Store:
         ).fetchall()
         return [(str(account), str(day), int(count)) for account, day, count in rows]
 
+    def calls_since(self, account: str, since: datetime) -> int:
+        """Our own calls to an account from the start of ``since``'s minute on, from memory.
+
+        The quota guard asks this before every probe for the trailing day; counting rows in
+        SQL each time grew with the day's calls. Whole minutes count, so the figure can only
+        err high (the guard's safe side). Windows older than ``RECENT_CALLS`` are not kept."""
+        first = _minute(since)
+        return sum(n for minute, n in self._recent.get(account, {}).items() if minute >= first)
+
+    def _count_recent(self, call: ApiCall) -> None:
+        minutes = self._recent.setdefault(call.account, {})
+        minute = _minute(call.at)
+        minutes[minute] = minutes.get(minute, 0) + 1
+        if len(minutes) > RECENT_CALLS_MINUTES + 60:  # amortised: prune once an hour's worth
+            oldest = minute - RECENT_CALLS_MINUTES
+            for old in [m for m in minutes if m < oldest]:
+                del minutes[old]
+
+    def _load_recent(self) -> None:
+        """The last ``RECENT_CALLS`` of calls per account and minute, once at open (counted
+        back from the newest call stored: the store reads no clock)."""
+        newest = self.db.execute("SELECT max(at) FROM api_calls").fetchone()[0]
+        self._recent = {}
+        if newest is None:
+            return
+        since = from_db_time(newest) - RECENT_CALLS
+        rows = self.db.execute(
+            "SELECT account, substr(at, 1, 16), count(*) FROM api_calls WHERE at >= ? "
+            "GROUP BY account, substr(at, 1, 16)",
+            [to_db_time(since)],
+        ).fetchall()
+        for account, minute_text, count in rows:
+            minute = _minute(datetime.strptime(minute_text, "%Y-%m-%dT%H:%M").replace(tzinfo=UTC))
+            self._recent.setdefault(account, {})[minute] = int(count)
+
     def count_calls(self, account: str, since: datetime, until: datetime) -> int:
         """Our own calls to an account in a window: what the monitor itself cost."""
         row = self.db.execute(
@@ -415,6 +454,15 @@ class Store:
             [account, to_db_time(since), to_db_time(until)],
         ).fetchone()
         return int(row[0])
+
+
+RECENT_CALLS = timedelta(hours=25)
+"""How far back ``calls_since`` can count: the guard's trailing day, and an hour to spare."""
+RECENT_CALLS_MINUTES = int(RECENT_CALLS.total_seconds() // 60)
+
+
+def _minute(moment: datetime) -> int:
+    return int(moment.timestamp() // 60)
 
 
 _STATUS_COLUMNS = (

@@ -221,3 +221,27 @@ def test_an_older_quota_reading_never_replaces_a_newer_one() -> None:
     assert (reading.used, reading.observed_at) == (900, now)
     store.save_quota(QuotaReading("sf", "api-usage", "salesforce", 950, 1000, now))
     assert store.latest_quota()[0].used == 950
+
+
+def test_calls_since_counts_from_memory_and_survives_a_reopen(tmp_path: Path) -> None:
+    """The guard's trailing-day count: per account, from the start of since's minute, kept in
+    memory as calls are recorded and rebuilt from the file on open (the last 25 hours before the
+    newest call)."""
+    path = tmp_path / "s.db"
+    store = Store.open(path)
+    for minutes in (0, 10, 10.5, 26 * 60, 26 * 60 + 1):
+        at = T0 + timedelta(minutes=minutes)
+        store.record_call(ApiCall(at, "salesforce", "sf", "query", 200, 0.1))
+    store.record_call(ApiCall(T0, "hubspot", "hs", "forms.submit", 200, 0.1))
+    day_start = T0 + timedelta(minutes=26 * 60) - timedelta(days=1)
+    assert store.calls_since("sf", day_start) == 2  # minutes 10 and 10.5 fell before it
+    assert store.calls_since("sf", T0 + timedelta(minutes=10, seconds=40)) == 4  # whole minutes
+    assert store.calls_since("hs", T0) == 1
+    assert store.calls_since("nobody", T0) == 0
+    again = Store.open(path)
+    assert again.calls_since("sf", day_start) == 2
+    assert again.calls_since("sf", T0) == 2  # older than 25 h before the newest call: not kept
+    for since in (T0, day_start):
+        assert again.count_calls("sf", since, T0 + timedelta(days=2)) >= again.calls_since(
+            "sf", since
+        )
