@@ -32,7 +32,7 @@ from syncwatch.incident_store import IncidentStore
 from syncwatch.metrics import Metrics
 from syncwatch.notify import Notifier
 from syncwatch.probing import ProbeEngine, Result
-from syncwatch.reports import month_to_date, month_to_date_events
+from syncwatch.reports import MonthToDate
 from syncwatch.runbooks import Runbooks, default_directory
 from syncwatch.status import StatusBoard
 from syncwatch.store import Store
@@ -121,6 +121,7 @@ class Daemon:
         self._launches: set[asyncio.Task[None]] = set()
         self._polls: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
+        self.month_to_date = MonthToDate(self.config)
         self._integrations = {
             integration.name: integration for integration in self.config.integrations
         }
@@ -323,8 +324,8 @@ class Daemon:
 
     async def _refresh_sla(self) -> None:
         now = self.clock.now()
-        events = month_to_date_events(self.config, self.store, now)
-        figures = await asyncio.to_thread(month_to_date, self.config, events, now)
+        events = self.month_to_date.read(self.store, now)  # the store's thread: this loop
+        figures = await asyncio.to_thread(self.month_to_date.compute, events, now)
         for contract, (uptime, credit) in figures.items():
             self.metrics.set_contract_figures(contract, uptime, credit)
 

@@ -8,6 +8,7 @@ import asyncio
 import csv
 import io
 import json
+import random
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from syncwatch.evidence import event_lines, evidence_window, read_events, stored
 from syncwatch.metrics import Metrics
 from syncwatch.reports import (
     Claim,
+    MonthToDate,
     build_claims,
     month_to_date,
     month_to_date_events,
@@ -403,3 +405,65 @@ def test_no_claim_text_is_left_unrendered(outage: Outage) -> None:
     """No Jinja placeholder or Python repr leaks into the document."""
     html = render_html(outage.claims(), MONTH, START, "config/prod.yaml")
     assert not re.search(r"\{\{|\{%|None|Decimal\(|Fraction\(|<bound ", html)
+
+
+def bumpy_month(seed: int) -> list[Event]:
+    """Probes every 2 minutes and a vendor call every 3 from Oct 1 to Oct 4 (New York), with
+    random vendor outages (lost probes, 5xx calls), monitor-side gaps and short blips."""
+    rng = random.Random(seed)
+    events: list[Event] = []
+    moment = PERIOD_START
+    end = PERIOD_START + timedelta(days=3)
+    while moment < end:
+        roll = rng.random()
+        if roll < 0.04:
+            events.append(ProbeEvent(INTEGRATION, moment, "lost", "vendor_5xx", None))
+        elif roll < 0.06:
+            events.append(ProbeEvent(INTEGRATION, moment, "skipped", "monitor", None))
+        else:
+            events.append(ProbeEvent(INTEGRATION, moment, "ok", None, rng.uniform(5, 90)))
+        at = moment + timedelta(seconds=50)
+        failed = rng.random() < 0.05
+        error = "vendor_5xx" if failed else None
+        events.append(CallEvent("hubspot", at, not failed, error, 503 if failed else 200))
+        moment += timedelta(minutes=2 if rng.random() < 0.97 else 40)
+    return events
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {},
+        {"unknown": "down"},
+        {"unknown": "up", "downtime": {"min_consecutive_minutes": 10, "min_calls": 1}},
+        {"interval_minutes": 1, "downtime": {"min_consecutive_minutes": 5}},
+    ],
+)
+def test_the_incremental_month_to_date_equals_the_full_evaluation(
+    config_with: Callable[..., Config], rule: dict[str, Any]
+) -> None:
+    """Refreshed every 47 minutes over two bumpy days, MonthToDate gives exactly what
+    evaluating every event of the month so far gives, at every refresh (settled intervals,
+    the consecutive rule across the settled boundary and the unknown policies included)."""
+    config = config_with(contract(**rule))
+    events = bumpy_month(seed=len(str(rule)))
+    incremental = MonthToDate(config)
+    now = PERIOD_START + timedelta(minutes=7)
+    compared = 0
+    while now < PERIOD_START + timedelta(days=2):
+        so_far = [e for e in events if (e.at if isinstance(e, CallEvent) else e.started_at) < now]
+        window = [e for e in so_far if _moment(e) >= _read_from(incremental, now)]
+        assert incremental.compute(window, now) == month_to_date(config, so_far, now), now
+        compared += 1
+        now += timedelta(minutes=47 if compared % 20 else 317)  # and an occasional long gap
+    assert compared >= 40
+
+
+def _moment(event: Event) -> datetime:
+    return event.at if isinstance(event, CallEvent) else event.started_at
+
+
+def _read_from(incremental: MonthToDate, now: datetime) -> datetime:
+    """Where MonthToDate.read would start reading at ``now``."""
+    states = [incremental._month(c, now) for c in incremental.config.contracts]
+    return min(s.settled_until or s.period.start for s in states)

@@ -26,6 +26,7 @@ from syncwatch.sla.result import (
     credit_percent,
     evaluate,
     nearest_rank,
+    uptime_to_date,
 )
 
 __all__ = [
@@ -44,4 +45,5 @@ __all__ = [
     "month_period",
     "nearest_rank",
     "parse_month",
+    "uptime_to_date",
 ]

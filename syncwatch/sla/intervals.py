@@ -55,6 +55,16 @@ class Bucket:
     probe_down: bool = False
     classes: Counter[str] = field(default_factory=Counter)
 
+    def merged(self, other: Bucket) -> Bucket:
+        """The bucket both event sets add up to (for month-to-date kept incrementally)."""
+        return Bucket(
+            ok=self.ok + other.ok,
+            vendor_failures=self.vendor_failures + other.vendor_failures,
+            evidence=self.evidence or other.evidence,
+            probe_down=self.probe_down or other.probe_down,
+            classes=self.classes + other.classes,
+        )
+
     def status(self, contract: Contract) -> str:
         rule = contract.downtime
         valid = self.ok + self.vendor_failures
@@ -130,14 +140,38 @@ def interval_statuses(
     contract: Contract, period: Period, mask: bytearray, buckets: dict[int, Bucket]
 ) -> list[Interval]:
     """Every interval with its non-excluded minutes and status, the consecutive rule applied."""
+    return consecutive_rule(contract, raw_intervals(contract, period, mask, buckets))
+
+
+def raw_intervals(
+    contract: Contract,
+    period: Period,
+    mask: bytearray,
+    buckets: dict[int, Bucket],
+    first: int = 0,
+    last: int | None = None,
+) -> list[Interval]:
+    """Intervals ``first`` to ``last`` (exclusive; default: all) before the consecutive rule,
+    which needs its neighbours: apply ``consecutive_rule`` to the whole list."""
     width = contract.interval_minutes
+    count = interval_count(contract, period)
     intervals = []
-    for index, start in enumerate(range(0, period.minutes, width)):
+    for index in range(first, count if last is None else min(last, count)):
+        start = index * width
         end = min(start + width, period.minutes)
         counted = mask[start:end].count(0)
         bucket = buckets.get(index)
         status = EXCLUDED if counted == 0 else bucket.status(contract) if bucket else UNKNOWN
         intervals.append(Interval(index, start, end, counted, status))
+    return intervals
+
+
+def interval_count(contract: Contract, period: Period) -> int:
+    return -(-period.minutes // contract.interval_minutes)
+
+
+def consecutive_rule(contract: Contract, intervals: list[Interval]) -> list[Interval]:
+    """DESIGN §7.5 on a run of intervals (the whole period, or its start)."""
     threshold = contract.downtime.min_consecutive_minutes
     return intervals if threshold is None else _forgive_short_runs(intervals, threshold)
 

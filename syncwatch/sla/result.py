@@ -23,9 +23,11 @@ from syncwatch.sla.intervals import (
     Interval,
     ProbeEvent,
     bucket_events,
+    consecutive_rule,
     count_minutes,
     down_runs,
     interval_statuses,
+    raw_intervals,
 )
 from syncwatch.sla.periods import (
     MINUTE,
@@ -233,11 +235,49 @@ def _month(
 ) -> tuple[Counts, list[Interval], Period, dict[int, Bucket]]:
     period = month_period(contract, month)
     buckets = bucket_events(contract, period, events)
-    mask = excluded_mask(contract, period)
+    counts, intervals = _counted(contract, period, excluded_mask(contract, period), buckets, until)
+    return counts, intervals, period, buckets
+
+
+def _counted(
+    contract: Contract,
+    period: Period,
+    mask: bytearray,
+    buckets: dict[int, Bucket],
+    until: datetime | None,
+) -> tuple[Counts, list[Interval]]:
+    """Minutes by status; ``mask`` is copied, so a caller may keep one for the whole month."""
+    mask = bytearray(mask)
     if until is not None:
         mark(mask, period, until, period.end, 1)
     intervals = interval_statuses(contract, period, mask, buckets)
-    return count_minutes(contract, period, intervals), intervals, period, buckets
+    return count_minutes(contract, period, intervals), intervals
+
+
+def uptime_to_date(
+    contract: Contract,
+    period: Period,
+    mask: bytearray,
+    buckets: dict[int, Bucket],
+    until: datetime,
+    settled: Sequence[Interval] = (),
+) -> tuple[Fraction | None, Decimal]:
+    """Uptime and credit percent of the period up to ``until`` from already bucketed events:
+    the same figures ``evaluate(..., until=until)`` gives for the events behind ``buckets``,
+    without re-reading them (the daemon's month-to-date gauges; ``mask`` is the period's
+    ``excluded_mask``).
+
+    ``settled`` are the first intervals' raw statuses (``raw_intervals``), known final; only
+    the rest up to ``until`` is worked out. Intervals after ``until`` are wholly excluded, so
+    they add nothing to any count and are not built at all."""
+    mask = bytearray(mask)
+    mark(mask, period, until, period.end, 1)
+    width = timedelta(minutes=contract.interval_minutes)
+    last = math.ceil((until - period.start) / width)
+    tail = raw_intervals(contract, period, mask, buckets, len(settled), last)
+    intervals = consecutive_rule(contract, [*settled, *tail])
+    counts = count_minutes(contract, period, intervals)
+    return counts.uptime, credit_percent(contract, counts.uptime)
 
 
 def _consecutive_misses(
