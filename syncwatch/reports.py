@@ -216,14 +216,6 @@ def _view(claim: Claim) -> dict[str, Any]:
     }
 
 
-def month_to_date_events(config: Config, store: Store, now: datetime) -> list[Event]:
-    """The stored events of every contract's current local month (read on the daemon's loop)."""
-    periods = [month_period(c, _local_month(c, now)) for c in config.contracts]
-    if not periods:
-        return []
-    return stored_events(store, min(p.start for p in periods), max(p.end for p in periods))
-
-
 def month_to_date(
     config: Config, events: list[Event], now: datetime
 ) -> dict[str, tuple[float | None, float | None]]:
