@@ -162,7 +162,12 @@ def to_db_time(moment: datetime) -> str:
 
 
 def from_db_time(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    """The inverse of ``to_db_time``. ``fromisoformat`` is an order of magnitude faster than
+    ``strptime`` (reports and the month-to-date read parse every event's time), and the shape
+    check keeps it as strict: only what ``to_db_time`` writes is read."""
+    if len(text) != 27 or text[10] != "T" or text[19] != "." or text[26] != "Z":
+        raise ValueError(f"not a store time: {text!r}")
+    return datetime.fromisoformat(text)
 
 
 class Store:

@@ -245,3 +245,12 @@ def test_calls_since_counts_from_memory_and_survives_a_reopen(tmp_path: Path) ->
         assert again.count_calls("sf", since, T0 + timedelta(days=2)) >= again.calls_since(
             "sf", since
         )
+
+
+@pytest.mark.parametrize(
+    "text", ["2026-10-05", "2026-10-05T09:00:00Z", "2026-10-05T09:00:00.000000+00:00", ""]
+)
+def test_only_store_times_are_read_as_times(text: str) -> None:
+    """from_db_time reads exactly what to_db_time writes, nothing more lenient."""
+    with pytest.raises(ValueError):
+        from_db_time(text)
