@@ -9,8 +9,8 @@ an ``AccountHttp`` (the seam tests fake through), return plain values, and raise
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
 import httpx
@@ -20,6 +20,7 @@ from syncwatch.clock import Clock
 from syncwatch.http import (
     DEFAULT_CALL_TIMEOUT_S,
     AccountHttp,
+    CallContext,
     CallSink,
     Classifier,
     NetworkHealth,
@@ -171,3 +172,31 @@ class Wiring:
             headers={"User-Agent": USER_AGENT},
             follow_redirects=False,
         )
+
+
+# -- helpers every adapter shares --------------------------------------------------------------
+
+
+def find_context(probes: Sequence[Probe]) -> CallContext:
+    """A destination query is an integration's (and a probe's) only when it covers just one."""
+    integrations = {probe.integration for probe in probes}
+    return CallContext(
+        integration=integrations.pop() if len(integrations) == 1 else None,
+        probe_id=probes[0].probe_id if len(probes) == 1 else None,
+    )
+
+
+def cleanup_context(refs: Sequence[SourceRef]) -> CallContext:
+    """A clean-up call is one probe's when it covers one probe; batches belong to none."""
+    return CallContext(probe_id=refs[0].probe_id) if len(refs) == 1 else CallContext()
+
+
+def earliest(current: Record | None, candidate: Record) -> Record:
+    """Of two records for one probe, the first created is the probe's; the other is a
+    connector duplicate, kept in ``duplicate_ids`` so clean-up deletes it too."""
+    if current is None:
+        return candidate
+    never = datetime.max.replace(tzinfo=UTC)
+    first, second = sorted((current, candidate), key=lambda r: (r.created_at or never, r.record_id))
+    others = (*first.duplicate_ids, *second.duplicate_ids, second.record_id)
+    return replace(first, duplicate_ids=tuple(dict.fromkeys(others)))

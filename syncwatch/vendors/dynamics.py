@@ -64,7 +64,7 @@ from syncwatch.errors import (
 from syncwatch.events import QuotaFigure
 from syncwatch.http import AccountHttp, CallContext, Rate, classify_status, json_body, retry_after
 from syncwatch.redact import REDACTOR
-from syncwatch.vendors.base import Probe, Record, Wiring
+from syncwatch.vendors.base import Probe, Record, Wiring, earliest, find_context
 from syncwatch.vendors.dynamics_auth import DynamicsAuth
 
 VENDOR = "dynamics"
@@ -147,13 +147,13 @@ class DynamicsDestination:
         if not probes:
             return {}
         by_email = {probe.email.casefold(): probe.probe_id for probe in probes}
-        context = _context(probes)
+        context = find_context(probes)
         found: dict[str, Record] = {}
         for emails in self._batches(list(by_email)):
             for record in await self._query(self._find_path(emails), context):
                 probe_id = by_email.get(record.email.casefold())
                 if probe_id is not None:
-                    found[probe_id] = _earliest(found.get(probe_id), record)
+                    found[probe_id] = earliest(found.get(probe_id), record)
         return found
 
     async def delete(self, records: Sequence[Record]) -> None:
@@ -278,23 +278,6 @@ def _select_list(names: Sequence[str]) -> tuple[str, ...]:
             raise ConfigError([f"dynamics destination: field {name!r} is not a logical name"])
         unique.setdefault(name.casefold(), name)
     return tuple(unique.values())
-
-
-def _context(probes: Sequence[Probe]) -> CallContext:
-    integrations = {probe.integration for probe in probes}
-    return CallContext(
-        integration=integrations.pop() if len(integrations) == 1 else None,
-        probe_id=probes[0].probe_id if len(probes) == 1 else None,
-    )
-
-
-def _earliest(current: Record | None, candidate: Record) -> Record:
-    if current is None:
-        return candidate
-    never = datetime.max.replace(tzinfo=UTC)
-    first, second = sorted((current, candidate), key=lambda r: (r.created_at or never, r.record_id))
-    others = (*first.duplicate_ids, *second.duplicate_ids, second.record_id)
-    return replace(first, duplicate_ids=tuple(dict.fromkeys(others)))
 
 
 # -- parsers ----------------------------------------------------------------------------------

@@ -75,6 +75,7 @@ from syncwatch.vendors.base import (
     Probe,
     SourceRef,
     Wiring,
+    cleanup_context,
     probe_id_of,
 )
 from syncwatch.vendors.eloqua_auth import EloquaAuth, LoginRequired
@@ -136,7 +137,7 @@ class EloquaSource:
         A contact already gone (404) is fine; the first other refusal stops the run, and the
         clean-up tries again later (contacts deleted meanwhile then answer 404).
         """
-        context = _context_of(refs)
+        context = cleanup_context(refs)
         ids = {ref.record_id for ref in refs if ref.record_id}
         for email in sorted({ref.email.lower() for ref in refs if not ref.record_id}):
             ids.update(c.id for c in await self._search(_exact(email), context) if c.has(email))
@@ -263,11 +264,6 @@ def _is_id(value: Any) -> bool:
 
 def _id_order(contact_id: str) -> tuple[int, str]:
     return len(contact_id), contact_id
-
-
-def _context_of(refs: Sequence[SourceRef]) -> CallContext:
-    """A clean-up call is one probe's when it covers one probe; batches belong to none."""
-    return CallContext(probe_id=refs[0].probe_id) if len(refs) == 1 else CallContext()
 
 
 # -- error classification --------------------------------------------------------------------

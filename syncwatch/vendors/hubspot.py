@@ -49,7 +49,7 @@ from syncwatch.http import (
 )
 from syncwatch.quota import parse_hubspot_headers
 from syncwatch.redact import REDACTOR
-from syncwatch.vendors.base import Injection, Probe, SourceRef, Wiring, probe_id_of
+from syncwatch.vendors.base import Injection, Probe, SourceRef, Wiring, cleanup_context, probe_id_of
 from syncwatch.vendors.hubspot_crm import (
     CONTACTS_PATH,
     EMAIL,
@@ -126,7 +126,7 @@ class HubSpotSource:
 
     async def delete(self, refs: Sequence[SourceRef]) -> None:
         """Archive every ref: ids directly, emails after one batched search finds their ids."""
-        context = _context_of(refs)
+        context = cleanup_context(refs)
         ids = {ref.record_id for ref in refs if ref.record_id}
         emails = sorted({ref.email.lower() for ref in refs if not ref.record_id})
         for chunk in chunks(emails, IN_VALUES * MAX_GROUPS):
@@ -218,11 +218,6 @@ def _created_id(response: httpx.Response) -> Injection:
 def _id_and_email(hit: Hit) -> tuple[str, str]:
     email = hit.properties.get(EMAIL)
     return hit.id, email if isinstance(email, str) else ""
-
-
-def _context_of(refs: Sequence[SourceRef]) -> CallContext:
-    """A cleanup call is one probe's when it covers one probe; batches belong to none."""
-    return CallContext(probe_id=refs[0].probe_id) if len(refs) == 1 else CallContext()
 
 
 # -- error classification --------------------------------------------------------------------

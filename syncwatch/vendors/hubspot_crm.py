@@ -46,7 +46,7 @@ from syncwatch.config.model import Destination
 from syncwatch.errors import AuthError, ConfigError, MalformedResponse
 from syncwatch.http import AccountHttp, CallContext, json_body
 from syncwatch.redact import REDACTOR
-from syncwatch.vendors.base import Probe, Record
+from syncwatch.vendors.base import Probe, Record, earliest, find_context
 
 VENDOR = "hubspot"
 CONTACTS_PATH = "/crm/v3/objects/contacts"
@@ -168,14 +168,14 @@ class HubSpotDestination:
         if not probes:
             return {}
         by_email = {probe.email.casefold(): probe.probe_id for probe in probes}
-        context = _context(probes)
+        context = find_context(probes)
         found: dict[str, Record] = {}
         for emails in chunks(sorted(by_email), IN_VALUES * MAX_GROUPS):
             body = email_search(emails, self.properties)
             for record in await self._search(body, context):
                 probe_id = by_email.get(record.email.casefold())
                 if probe_id is not None:
-                    found[probe_id] = _earliest(found.get(probe_id), record)
+                    found[probe_id] = earliest(found.get(probe_id), record)
         return found
 
     async def delete(self, records: Sequence[Record]) -> None:
@@ -304,22 +304,3 @@ def chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
 
 def _id_order(contact_id: str) -> tuple[int, str]:
     return len(contact_id), contact_id
-
-
-def _context(probes: Sequence[Probe]) -> CallContext:
-    integrations = {probe.integration for probe in probes}
-    return CallContext(
-        integration=integrations.pop() if len(integrations) == 1 else None,
-        probe_id=probes[0].probe_id if len(probes) == 1 else None,
-    )
-
-
-def _earliest(current: Record | None, candidate: Record) -> Record:
-    if current is None:
-        return candidate
-    never = datetime.max.replace(tzinfo=UTC)
-    first, second = sorted(
-        (current, candidate), key=lambda r: (r.created_at or never, _id_order(r.record_id))
-    )
-    others = (*first.duplicate_ids, *second.duplicate_ids, second.record_id)
-    return replace(first, duplicate_ids=tuple(dict.fromkeys(others)))

@@ -60,7 +60,7 @@ from syncwatch.http import (
     report_quota,
 )
 from syncwatch.redact import REDACTOR
-from syncwatch.vendors.base import Injection, Probe, SourceRef, Wiring, probe_id_of
+from syncwatch.vendors.base import Injection, Probe, SourceRef, Wiring, cleanup_context, probe_id_of
 from syncwatch.vendors.marketo_auth import MarketoAuth, TokenRefused
 
 log = structlog.get_logger("syncwatch.vendors.marketo")
@@ -138,7 +138,7 @@ class MarketoSource:
 
         Leads already gone are fine; other refusals raise after every batch has been tried.
         """
-        context = _context_of(refs)
+        context = cleanup_context(refs)
         ids = {int(ref.record_id) for ref in refs if ref.record_id and ref.record_id.isdigit()}
         emails = sorted({ref.email.lower() for ref in refs if not ref.record_id})
         ids.update(lead.id for lead in await self._find(emails, context))
@@ -344,11 +344,6 @@ def _filter_chunks(emails: Sequence[str]) -> Iterator[list[str]]:
 def _chunks(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def _context_of(refs: Sequence[SourceRef]) -> CallContext:
-    """A cleanup call is one probe's when it covers one probe; batches belong to none."""
-    return CallContext(probe_id=refs[0].probe_id) if len(refs) == 1 else CallContext()
 
 
 def _refusal(refused: list[_Reason], total: int) -> VendorError:

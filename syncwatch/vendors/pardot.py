@@ -72,7 +72,7 @@ from syncwatch.http import (
 )
 from syncwatch.quota import parse_pardot_usage
 from syncwatch.redact import REDACTOR
-from syncwatch.vendors.base import Injection, Probe, SourceRef, Wiring, probe_id_of
+from syncwatch.vendors.base import Injection, Probe, SourceRef, Wiring, cleanup_context, probe_id_of
 from syncwatch.vendors.salesforce_auth import SalesforceAuth, Session
 
 VENDOR = "pardot"
@@ -140,7 +140,7 @@ class PardotSource:
 
         Prospects already gone are fine; other refusals raise after every delete was tried.
         """
-        context = _context_of(refs)
+        context = cleanup_context(refs)
         ids = {int(ref.record_id) for ref in refs if ref.record_id and ref.record_id.isdigit()}
         emails = sorted({ref.email.lower() for ref in refs if not ref.record_id})
         ids.update(prospect.id for prospect in await self._find(emails, context))
@@ -343,11 +343,6 @@ def _json_object(response: httpx.Response, what: str) -> dict[str, Any]:
 
 def _is_id(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
-def _context_of(refs: Sequence[SourceRef]) -> CallContext:
-    """A cleanup call is one probe's when it covers one probe; batches belong to none."""
-    return CallContext(probe_id=refs[0].probe_id) if len(refs) == 1 else CallContext()
 
 
 def _refusal(refused: list[VendorError], total: int) -> VendorError:

@@ -51,7 +51,7 @@ from syncwatch.errors import (
 from syncwatch.http import AccountHttp, CallContext, Rate, classify_status, json_body
 from syncwatch.quota import parse_sforce_limit_info
 from syncwatch.redact import REDACTOR
-from syncwatch.vendors.base import Probe, Record, Wiring
+from syncwatch.vendors.base import Probe, Record, Wiring, earliest, find_context
 from syncwatch.vendors.salesforce_auth import SalesforceAuth, Session
 
 VENDOR = "salesforce"
@@ -137,14 +137,14 @@ class SalesforceDestination:
         if not probes:
             return {}
         by_email = {probe.email.casefold(): probe.probe_id for probe in probes}
-        context = _context(probes)
+        context = find_context(probes)
         session = await self.auth.session(context)
         found: dict[str, Record] = {}
         for emails in self._batches(list(by_email), session):
             for record in await self._query(self._find_soql(emails), context):
                 probe_id = by_email.get(record.email.casefold())
                 if probe_id is not None:
-                    found[probe_id] = _earliest(found.get(probe_id), record)
+                    found[probe_id] = earliest(found.get(probe_id), record)
         return found
 
     async def delete(self, records: Sequence[Record]) -> None:
@@ -284,23 +284,6 @@ def _api_name(name: str, what: str) -> str:
     if not _API_NAME.fullmatch(name):
         raise ConfigError([f"salesforce destination: {what} {name!r} is not an API name"])
     return name
-
-
-def _context(probes: Sequence[Probe]) -> CallContext:
-    integrations = {probe.integration for probe in probes}
-    return CallContext(
-        integration=integrations.pop() if len(integrations) == 1 else None,
-        probe_id=probes[0].probe_id if len(probes) == 1 else None,
-    )
-
-
-def _earliest(current: Record | None, candidate: Record) -> Record:
-    if current is None:
-        return candidate
-    never = datetime.max.replace(tzinfo=UTC)
-    first, second = sorted((current, candidate), key=lambda r: (r.created_at or never, r.record_id))
-    others = (*first.duplicate_ids, *second.duplicate_ids, second.record_id)
-    return replace(first, duplicate_ids=tuple(dict.fromkeys(others)))
 
 
 # -- parsers ----------------------------------------------------------------------------------
