@@ -69,15 +69,20 @@ def evaluate(
     line, a bad contract or a bad month exits 2 naming the file, line or key and the reason.
     """
     from syncwatch.config import load_contract
-    from syncwatch.evidence import read_events
+    from syncwatch.evidence import read_evidence
     from syncwatch.sla import evaluate as evaluate_month
+    from syncwatch.sla.folded import FoldTermsChanged
 
     check_month(month)
     try:
         loaded = load_contract(contract)
-        result = evaluate_month(loaded, month, read_events(events)).to_json()
+        evidence = read_evidence(events)
+        folds = evidence.folds.get(loaded.name, {})
+        result = evaluate_month(loaded, month, evidence.events, folds=folds).to_json()
     except ConfigError as exc:
         raise fail(exc.problems) from None
+    except FoldTermsChanged as exc:
+        raise fail([f"{events}: {exc}"]) from None
     if output_format is Format.json:
         typer.echo(json.dumps(result, indent=2))
     else:
@@ -141,13 +146,16 @@ def export_events(
     The range covers every contract's local month and the months its termination right looks
     back, so `sla evaluate` on this file gives exactly what `report credits` gives.
     """
-    from syncwatch.evidence import event_lines, evidence_window, stored_events
+    from syncwatch.evidence import event_lines, evidence_window, stored_events, stored_folds
+    from syncwatch.sla.folded import fold_line
 
     check_month(month)
     loaded, store = _config_and_store(config)
     try:
         since, until = evidence_window(loaded.contracts, month)
         text = "".join(event_lines(stored_events(store, since, until)))
+        folds = stored_folds(store, loaded.contracts, month)
+        text += "".join(fold_line(f) for months in folds.values() for f in months.values())
     finally:
         store.close()
     _write(text, output)
@@ -170,11 +178,14 @@ def report_credits(
     """
     from syncwatch.clock import RealClock
     from syncwatch.reports import build_claims, render_csv, render_html, render_json
+    from syncwatch.sla.folded import FoldTermsChanged
 
     check_month(month)
     loaded, store = _config_and_store(config)
     try:
         claims = build_claims(loaded, store, month)
+    except FoldTermsChanged as exc:
+        raise fail([f"{config}: {exc}"]) from None
     finally:
         store.close()
     if output_format is ReportFormat.csv:

@@ -33,6 +33,7 @@ from syncwatch.metrics import Metrics
 from syncwatch.notify import Notifier
 from syncwatch.probing import ProbeEngine, Result
 from syncwatch.reports import MonthToDate
+from syncwatch.retention import Retention
 from syncwatch.runbooks import Runbooks, default_directory
 from syncwatch.status import StatusBoard
 from syncwatch.store import Store
@@ -51,6 +52,8 @@ SWEEP_EVERY = timedelta(days=1)
 SELF_CHECK_EVERY_S = 30.0
 SLA_REFRESH_S = 300.0
 """How often the month-to-date uptime and credit gauges are recomputed (served from cache)."""
+RETENTION_EVERY_S = 3600.0
+"""Retention runs at start and hourly: each run has at most an hour of raw events to fold."""
 POLL_JITTER_S = 1.0
 """Ticks are spread by up to a second: no thundering herd, and Date headers sampled at varied
 sub-second phases let the clock-offset bounds narrow (see ``http.ClockOffset``)."""
@@ -122,6 +125,7 @@ class Daemon:
         self._polls: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
         self.month_to_date = MonthToDate(self.config)
+        self.retention = Retention(self.config, self.store)
         self._integrations = {
             integration.name: integration for integration in self.config.integrations
         }
@@ -200,6 +204,7 @@ class Daemon:
             self._cleanup_loop(),
             self._sweep_loop(),
             self._sla_loop(),
+            self._retention_loop(),
             self.notifier.run(),
         ]
         if self.config.self_check_url:
@@ -328,6 +333,23 @@ class Daemon:
         figures = await asyncio.to_thread(self.month_to_date.compute, events, now)
         for contract, (uptime, credit) in figures.items():
             self.metrics.set_contract_figures(contract, uptime, credit)
+
+    async def _retention_loop(self) -> None:
+        while True:
+            await self._guarded("retention", self._apply_retention)
+            await self.clock.sleep(RETENTION_EVERY_S)
+
+    async def _apply_retention(self) -> None:
+        done = await self.retention.run(self.clock.now())
+        if done.folded or done.probes_removed or done.calls_removed or done.rollups_expired:
+            log.info(
+                "retention applied",
+                folded=[f"{contract} {month}" for contract, month in done.folded],
+                probes_removed=done.probes_removed,
+                calls_removed=done.calls_removed,
+                rollups_expired=done.rollups_expired,
+                raw_kept_from=done.cutoff.isoformat() if done.cutoff else None,
+            )
 
     async def _self_check_loop(self, url: str) -> None:
         """Our own network: while it fails, transport errors are ours, not the vendor's.

@@ -13,6 +13,7 @@ import gc
 import json
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -20,7 +21,9 @@ from typing import Any, NoReturn
 from syncwatch.config import Contract
 from syncwatch.errors import ATTRIBUTION, ConfigError
 from syncwatch.lifecycle import OUTCOMES
+from syncwatch.rollup_store import RollupStore
 from syncwatch.sla import CallEvent, Event, ProbeEvent, month_period, parse_month
+from syncwatch.sla.folded import FoldedMonth, fold_from_json
 from syncwatch.sla.periods import previous_month
 from syncwatch.store import Store, from_db_time
 
@@ -31,13 +34,32 @@ _CALL_KEYS = {"kind", "integration", "vendor", "at", "ok", "status", "error_clas
 _LARGEST = sys.float_info.max
 
 
+@dataclass(frozen=True)
+class Evidence:
+    """An evidence file: raw events, and the folds of months past raw retention."""
+
+    events: list[Event]
+    folds: dict[str, dict[str, FoldedMonth]]
+    """By contract, then month (``sla.folded``)."""
+
+
 def read_events(path: Path) -> list[Event]:
-    """Every event in ``path``; ConfigError lists each bad line as ``file:line: reason``."""
+    """Every event in ``path`` (a file without folded months); see ``read_evidence``."""
+    evidence = read_evidence(path)
+    if evidence.folds:
+        raise ConfigError([f"{path}: holds folded months; read it with read_evidence"])
+    return evidence.events
+
+
+def read_evidence(path: Path) -> Evidence:
+    """Every event and fold in ``path``; ConfigError lists each bad line as ``file:line:
+    reason``."""
     try:
         handle = path.open(encoding="utf-8-sig")  # a byte-order mark is not an error
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read the events file: {exc.strerror}"]) from exc
     events: list[Event] = []
+    folds: dict[str, dict[str, FoldedMonth]] = {}
     problems: list[str] = []
     append = events.append
     # Half a million small objects that all survive: the cyclic collector would walk them again
@@ -50,7 +72,11 @@ def read_events(path: Path) -> list[Event]:
                 if not line.strip():
                     continue
                 try:
-                    append(parse_event(line))
+                    if _FOLD_MARK in line:
+                        fold = parse_fold(line)
+                        folds.setdefault(fold.contract, {})[fold.month] = fold
+                    else:
+                        append(parse_event(line))
                 except ValueError as exc:
                     problems.append(f"{path}:{number}: {exc}")
     except UnicodeDecodeError:
@@ -61,7 +87,26 @@ def read_events(path: Path) -> list[Event]:
     if problems:
         extra = len(problems) - MAX_LISTED
         raise ConfigError(problems[:MAX_LISTED] + ([f"... and {extra} more"] if extra > 0 else []))
-    return events
+    return Evidence(events, folds)
+
+
+_FOLD_MARK = '"folded_month"'
+
+
+def parse_fold(line: str) -> FoldedMonth:
+    """One ``kind: folded_month`` line (what ``fold_line`` writes); ValueError says why not."""
+    try:
+        raw = json.loads(line)
+    except ValueError:
+        raise ValueError("not a JSON object (truncated or not JSON)") from None
+    if type(raw) is not dict or raw.get("kind") != "folded_month":
+        raise ValueError('"kind" must be "probe", "call" or "folded_month"')
+    try:
+        parse_month(str(raw["month"]))
+        return fold_from_json(raw)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        reason = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise ValueError(f"a folded month must be exactly what export writes ({reason})") from None
 
 
 _Scanner = Callable[[str, int], tuple[Any, int]]
@@ -87,7 +132,7 @@ def parse_event(line: str) -> Event:
         return _probe(raw)
     if kind == "call":
         return _call(raw)
-    raise ValueError('"kind" must be "probe" or "call"')
+    raise ValueError('"kind" must be "probe", "call" or "folded_month"')
 
 
 def _probe(raw: dict[str, Any]) -> ProbeEvent:
@@ -210,12 +255,32 @@ def evidence_window(contracts: Iterable[Contract], month: str) -> tuple[datetime
         return datetime(year, number, 1, tzinfo=UTC), datetime(*following, 1, tzinfo=UTC)
     starts, ends = [], []
     for contract in contracts:
-        first = month
-        for _ in range((contract.termination_after or 1) - 1):
-            first = previous_month(first)
-        starts.append(month_period(contract, first).start)
+        starts.append(month_period(contract, window_months(contract, month)[0]).start)
         ends.append(month_period(contract, month).end)
     return min(starts), max(ends)
+
+
+def window_months(contract: Contract, month: str) -> list[str]:
+    """The contract's months ``evidence_window`` covers, oldest first."""
+    months = [month]
+    for _ in range((contract.termination_after or 1) - 1):
+        months.insert(0, previous_month(months[0]))
+    return months
+
+
+def stored_folds(
+    store: Store, contracts: Iterable[Contract], month: str
+) -> dict[str, dict[str, FoldedMonth]]:
+    """The folded months (past raw retention) in ``month``'s evidence window, by contract:
+    the same months ``evidence_window`` covers, so claims and exports agree."""
+    folds = RollupStore(store).folds()
+    kept: dict[str, dict[str, FoldedMonth]] = {}
+    for contract in contracts:
+        mine = folds.get(contract.name, {})
+        found = {m: mine[m] for m in window_months(contract, month) if m in mine}
+        if found:
+            kept[contract.name] = found
+    return kept
 
 
 def stored_events(store: Store, since: datetime, until: datetime) -> list[Event]:

@@ -21,7 +21,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from syncwatch.config import Config, Contract
 from syncwatch.config.accounts import VENDOR_TITLES
-from syncwatch.evidence import evidence_window, stored_events
+from syncwatch.evidence import evidence_window, stored_events, stored_folds
 from syncwatch.sla import (
     CallEvent,
     Event,
@@ -104,13 +104,21 @@ class Claim:
 
 
 def build_claims(config: Config, store: Store, month: str) -> list[Claim]:
-    """Every configured contract's claim for ``month``, from the store's evidence."""
+    """Every configured contract's claim for ``month``, from the store's evidence: raw events,
+    and the folds of months past raw retention (``retention.py``)."""
     since, until = evidence_window(config.contracts, month)
     events = stored_events(store, since, until)
     readings = store.quota_figures_between(since, until)
+    folds = stored_folds(store, config.contracts, month)
     claims = []
     for contract in config.contracts:
-        result = evaluate(contract, month, events)
+        folded = folds.get(contract.name, {})
+        result = evaluate(contract, month, events, folds=folded)
+        fold = folded.get(month)
+        if fold is not None:
+            success = _ratio(fold.calls_ok, fold.calls_vendor_failed)
+            claims.append(Claim(contract, result, fold.calls, success, fold.peak_quota))
+            continue
         calls = [
             event
             for event in events
@@ -118,18 +126,21 @@ def build_claims(config: Config, store: Store, month: str) -> list[Claim]:
             and event.vendor == contract.vendor
             and result.period_start <= event.at < result.period_end
         ]
-        quota = _peak_quota(config, contract, result, readings)
+        quota = peak_quota(config, contract, result, readings)
         claims.append(Claim(contract, result, len(calls), _success(calls), quota))
     return claims
 
 
 def _success(calls: Sequence[CallEvent]) -> Fraction | None:
     ok = sum(1 for call in calls if call.ok)
-    failed = sum(1 for call in calls if call.error_class in VENDOR_CLASSES)
+    return _ratio(ok, sum(1 for call in calls if call.error_class in VENDOR_CLASSES))
+
+
+def _ratio(ok: int, failed: int) -> Fraction | None:
     return Fraction(ok, ok + failed) if ok + failed else None
 
 
-def _peak_quota(
+def peak_quota(
     config: Config,
     contract: Contract,
     result: SlaResult,

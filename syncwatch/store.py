@@ -145,11 +145,56 @@ def _v3_incidents(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v4_retention(db: sqlite_utils.Database) -> None:
+    """Folded contract months and hourly rollups (issue #7): 13 months of claims without
+    13 months of raw events."""
+    db.executescript(
+        """
+        CREATE TABLE folded_months (
+            contract TEXT NOT NULL,
+            month TEXT NOT NULL,
+            period_end TEXT NOT NULL,
+            folded_at TEXT NOT NULL,
+            fold TEXT NOT NULL,
+            PRIMARY KEY (contract, month)
+        );
+        CREATE TABLE probe_hours (
+            integration TEXT NOT NULL,
+            template TEXT NOT NULL,
+            hour TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            error_class TEXT NOT NULL,
+            probes INTEGER NOT NULL,
+            latency_count INTEGER NOT NULL,
+            latency_sum REAL NOT NULL,
+            latency_max REAL,
+            latency_buckets TEXT NOT NULL,
+            PRIMARY KEY (integration, template, hour, outcome, error_class)
+        ) WITHOUT ROWID;
+        CREATE INDEX probe_hours_by_hour ON probe_hours (hour);
+        CREATE TABLE call_hours (
+            account TEXT NOT NULL,
+            vendor TEXT NOT NULL,
+            operation TEXT NOT NULL,
+            hour TEXT NOT NULL,
+            error_class TEXT NOT NULL,
+            calls INTEGER NOT NULL,
+            duration_sum REAL NOT NULL,
+            quota_used_max INTEGER,
+            quota_limit INTEGER,
+            PRIMARY KEY (account, operation, hour, error_class)
+        ) WITHOUT ROWID;
+        CREATE INDEX call_hours_by_hour ON call_hours (hour);
+        """
+    )
+
+
 #: MIGRATIONS[n] takes a database from schema version n to n + 1.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_initial,
     _v2_time_indexes,
     _v3_incidents,
+    _v4_retention,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -47,7 +47,7 @@ DESIGN_EVENTS: list[Event] = [
 
 NOT_JSON = "not a JSON object (truncated or not JSON)"
 NOT_OBJECT = "not a JSON object"
-BAD_KIND = '"kind" must be "probe" or "call"'
+BAD_KIND = '"kind" must be "probe", "call" or "folded_month"'
 BAD_OUTCOME = '"outcome" must be one of ok, slow, lost, rejected, mismatch, misrouted, skipped'
 BAD_CLASS = (
     '"error_class" must be one of vendor_5xx, timeout, connection, malformed, sync_lost, '

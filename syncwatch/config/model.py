@@ -190,6 +190,23 @@ class IncidentPolicy(Strict):
     recover: int = Field(default=2, ge=1, le=100)
 
 
+class Retention(Strict):
+    """How long raw events are kept, and what is kept of them after (docs/storage.md)."""
+
+    raw_days: int = Field(default=45, ge=1, le=3660)
+    """Raw probes and calls: the evidence file a claim attaches. 45 days covers a month and
+    the usual 30-day claim window after it (whole months are kept: a month is folded only
+    once all of it is older than this)."""
+    rollup_days: int = Field(default=400, ge=1, le=3660)
+    """Folded contract months and hourly rollups: 13 months of claims and history."""
+
+    @model_validator(mode="after")
+    def _rollups_outlive_raw(self) -> Retention:
+        if self.rollup_days < self.raw_days:
+            raise ValueError("rollup_days must be at least raw_days")
+        return self
+
+
 class Listen(Strict):
     host: str
     port: int = Field(ge=1, le=65535)
@@ -227,6 +244,7 @@ class Config(Strict):
     contracts: list[Contract] = Field(default_factory=list)
     notifications: list[NotificationTarget] = Field(default_factory=list)
     incidents: IncidentPolicy = IncidentPolicy()
+    retention: Retention = Retention()
 
     _source: Path = PrivateAttr(default=Path("<memory>"))
     _templates: dict[str, ProbeTemplate] = PrivateAttr(default_factory=dict)

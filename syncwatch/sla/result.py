@@ -6,7 +6,7 @@ import calendar
 import math
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -14,6 +14,7 @@ from fractions import Fraction
 from typing import Any
 
 from syncwatch.config.contracts import Contract
+from syncwatch.sla.folded import FoldedMonth, usable_folds
 from syncwatch.sla.intervals import (
     DOWN,
     Bucket,
@@ -183,16 +184,26 @@ def _incident_json(incident: Incident) -> dict[str, Any]:
 
 
 def evaluate(
-    contract: Contract, month: str, events: Iterable[Event], *, until: datetime | None = None
+    contract: Contract,
+    month: str,
+    events: Iterable[Event],
+    *,
+    until: datetime | None = None,
+    folds: Mapping[str, FoldedMonth] | None = None,
 ) -> SlaResult:
     """The month's result for one contract, from every event given (DESIGN §7).
 
     ``until`` makes it month-to-date: minutes from then on have not happened yet and count as
     excluded, so a policy of ``unknown: down`` does not charge the vendor for the future.
+    ``folds`` are months past raw retention (``sla.folded``), by month: a folded month is
+    evaluated from its fold alone, and raw events still stored in it are not counted twice.
     """
+    folded = usable_folds(contract, folds or {})
     by_month = partition_by_month(contract, month, events)
+    for label in folded:
+        by_month[label] = []
     kept = by_month.get(month, [])
-    figures = _month(contract, month, kept, until)
+    figures = _month(contract, month, kept, until, folded.get(month))
     counts, intervals, period, buckets = figures
     percent, amount = credit_amount(contract, credit_percent(contract, counts.uptime))
     met = (
@@ -200,7 +211,7 @@ def evaluate(
         if counts.uptime is None
         else counts.uptime * 100 >= Fraction(contract.objective_percent)
     )
-    misses = _consecutive_misses(contract, month, by_month, met)
+    misses = _consecutive_misses(contract, month, by_month, met, folded)
     incidents = _incidents(period, intervals, buckets, contract.interval_minutes)
     closed = [incident.minutes for incident in incidents if incident.closed]
     return SlaResult(
@@ -224,17 +235,21 @@ def evaluate(
         termination_right=bool(contract.termination_after)
         and misses >= (contract.termination_after or 0),
         claim_deadline=claim_deadline(contract, month),
-        latency=_latency(contract, period, kept),
+        latency=_latency(contract, period, kept, folded.get(month)),
         incidents=incidents,
         mttr_minutes=sum(closed) / len(closed) if closed else None,
     )
 
 
 def _month(
-    contract: Contract, month: str, events: list[Event], until: datetime | None = None
+    contract: Contract,
+    month: str,
+    events: list[Event],
+    until: datetime | None = None,
+    fold: FoldedMonth | None = None,
 ) -> tuple[Counts, list[Interval], Period, dict[int, Bucket]]:
     period = month_period(contract, month)
-    buckets = bucket_events(contract, period, events)
+    buckets = dict(fold.buckets) if fold else bucket_events(contract, period, events)
     counts, intervals = _counted(contract, period, excluded_mask(contract, period), buckets, until)
     return counts, intervals, period, buckets
 
@@ -281,14 +296,19 @@ def uptime_to_date(
 
 
 def _consecutive_misses(
-    contract: Contract, month: str, by_month: dict[str, list[Event]], met: bool | None
+    contract: Contract,
+    month: str,
+    by_month: dict[str, list[Event]],
+    met: bool | None,
+    folded: Mapping[str, FoldedMonth],
 ) -> int:
     """Missed months ending at this one; a month with no uptime ends the run (DESIGN §7.8)."""
     if met is not False:
         return 0
     misses, current = 1, previous_month(month)
     while current in by_month:
-        uptime = _month(contract, current, by_month[current])[0].uptime
+        fold = folded.get(current)
+        uptime = _month(contract, current, by_month[current], None, fold)[0].uptime
         if uptime is None or uptime * 100 >= Fraction(contract.objective_percent):
             break
         misses, current = misses + 1, previous_month(current)
@@ -329,10 +349,18 @@ def _moment(event: Event) -> datetime:
     return event.at if isinstance(event, CallEvent) else event.started_at
 
 
-def _latency(contract: Contract, period: Period, events: list[Event]) -> LatencyResult | None:
+def _latency(
+    contract: Contract, period: Period, events: list[Event], fold: FoldedMonth | None = None
+) -> LatencyResult | None:
     objective = contract.latency_objective
     if objective is None:
         return None
+    if fold is not None:
+        observed, probes = (
+            (fold.latency.observed_s, fold.latency.probes) if fold.latency else (None, 0)
+        )
+        met = None if observed is None else observed <= objective.threshold_s
+        return LatencyResult(objective.percentile, objective.threshold_s, observed, probes, met)
     covered = set(contract.integrations)
     values = [
         event.latency_s
