@@ -344,7 +344,7 @@ class Daemon:
         if done.folded or done.probes_removed or done.calls_removed or done.rollups_expired:
             log.info(
                 "retention applied",
-                folded=[f"{contract} {month}" for contract, month in done.folded],
+                folded=[f"{contract} {month}" for contract, month in sorted(done.folded)],
                 probes_removed=done.probes_removed,
                 calls_removed=done.calls_removed,
                 rollups_expired=done.rollups_expired,

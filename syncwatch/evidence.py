@@ -12,7 +12,7 @@ from __future__ import annotations
 import gc
 import json
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -72,13 +72,14 @@ def read_evidence(path: Path) -> Evidence:
                 if not line.strip():
                     continue
                 try:
-                    if _FOLD_MARK in line:
-                        fold = parse_fold(line)
-                        folds.setdefault(fold.contract, {})[fold.month] = fold
-                    else:
-                        append(parse_event(line))
+                    parsed = parse_line(line)
                 except ValueError as exc:
                     problems.append(f"{path}:{number}: {exc}")
+                    continue
+                if isinstance(parsed, FoldedMonth):
+                    folds.setdefault(parsed.contract, {})[parsed.month] = parsed
+                else:
+                    append(parsed)
     except UnicodeDecodeError:
         problems.append(f"{path}: not UTF-8 text")
     finally:
@@ -90,17 +91,8 @@ def read_evidence(path: Path) -> Evidence:
     return Evidence(events, folds)
 
 
-_FOLD_MARK = '"folded_month"'
-
-
-def parse_fold(line: str) -> FoldedMonth:
-    """One ``kind: folded_month`` line (what ``fold_line`` writes); ValueError says why not."""
-    try:
-        raw = json.loads(line)
-    except ValueError:
-        raise ValueError("not a JSON object (truncated or not JSON)") from None
-    if type(raw) is not dict or raw.get("kind") != "folded_month":
-        raise ValueError('"kind" must be "probe", "call" or "folded_month"')
+def _fold(raw: dict[str, Any]) -> FoldedMonth:
+    """A ``kind: folded_month`` line, as ``fold_line`` writes it."""
     try:
         parse_month(str(raw["month"]))
         return fold_from_json(raw)
@@ -118,6 +110,14 @@ _JSON_SPACE = " \t\n\r"
 
 def parse_event(line: str) -> Event:
     """One line as an event; ValueError says what is wrong with it."""
+    parsed = parse_line(line)
+    if isinstance(parsed, FoldedMonth):
+        raise ValueError('"kind" must be "probe" or "call" here')
+    return parsed
+
+
+def parse_line(line: str) -> Event | FoldedMonth:
+    """One line of an evidence file: an event, or a folded month; ValueError says why not."""
     text = line.strip(_JSON_SPACE)
     try:
         raw, end = _scan(text, 0)
@@ -132,6 +132,8 @@ def parse_event(line: str) -> Event:
         return _probe(raw)
     if kind == "call":
         return _call(raw)
+    if kind == "folded_month":
+        return _fold(raw)
     raise ValueError('"kind" must be "probe", "call" or "folded_month"')
 
 
@@ -273,11 +275,10 @@ def stored_folds(
 ) -> dict[str, dict[str, FoldedMonth]]:
     """The folded months (past raw retention) in ``month``'s evidence window, by contract:
     the same months ``evidence_window`` covers, so claims and exports agree."""
-    folds = RollupStore(store).folds()
+    rollups = RollupStore(store)
     kept: dict[str, dict[str, FoldedMonth]] = {}
     for contract in contracts:
-        mine = folds.get(contract.name, {})
-        found = {m: mine[m] for m in window_months(contract, month) if m in mine}
+        found = rollups.folds(contract.name, window_months(contract, month))
         if found:
             kept[contract.name] = found
     return kept
@@ -285,25 +286,29 @@ def stored_folds(
 
 def stored_events(store: Store, since: datetime, until: datetime) -> list[Event]:
     """The store's concluded probes and calls in [since, until) as evidence events."""
-    events: list[Event] = [
-        ProbeEvent(
-            integration=row["integration"],
-            started_at=from_db_time(row["scheduled_at"]),
-            outcome=row["outcome"],
-            error_class=row["error_class"],
-            latency_s=row["latency_s"],
-        )
-        for row in store.concluded_probes_between(since, until)
-    ]
-    events.extend(
-        CallEvent(
-            vendor=row["vendor"],
-            at=from_db_time(row["at"]),
-            ok=row["error_class"] is None,
-            error_class=row["error_class"],
-            status=row["status"],
-            integration=row["integration"],
-        )
-        for row in store.calls_between(since, until)
-    )
+    events: list[Event] = [probe_event(row) for row in store.concluded_probes_between(since, until)]
+    events.extend(call_event(row) for row in store.calls_between(since, until))
     return events
+
+
+def probe_event(row: Mapping[str, Any]) -> ProbeEvent:
+    """A stored probe (with an outcome) as evidence."""
+    return ProbeEvent(
+        integration=row["integration"],
+        started_at=from_db_time(row["scheduled_at"]),
+        outcome=row["outcome"],
+        error_class=row["error_class"],
+        latency_s=row["latency_s"],
+    )
+
+
+def call_event(row: Mapping[str, Any]) -> CallEvent:
+    """A stored API call as evidence."""
+    return CallEvent(
+        vendor=row["vendor"],
+        at=from_db_time(row["at"]),
+        ok=row["error_class"] is None,
+        error_class=row["error_class"],
+        status=row["status"],
+        integration=row["integration"],
+    )

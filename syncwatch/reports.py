@@ -31,6 +31,7 @@ from syncwatch.sla import (
     month_period,
     uptime_to_date,
 )
+from syncwatch.sla.folded import fuller
 from syncwatch.sla.intervals import (
     VENDOR_CLASSES,
     Bucket,
@@ -114,11 +115,6 @@ def build_claims(config: Config, store: Store, month: str) -> list[Claim]:
     for contract in config.contracts:
         folded = folds.get(contract.name, {})
         result = evaluate(contract, month, events, folds=folded)
-        fold = folded.get(month)
-        if fold is not None:
-            success = _ratio(fold.calls_ok, fold.calls_vendor_failed)
-            claims.append(Claim(contract, result, fold.calls, success, fold.peak_quota))
-            continue
         calls = [
             event
             for event in events
@@ -126,18 +122,19 @@ def build_claims(config: Config, store: Store, month: str) -> list[Claim]:
             and event.vendor == contract.vendor
             and result.period_start <= event.at < result.period_end
         ]
+        ok = sum(1 for call in calls if call.ok)
+        failed = sum(1 for call in calls if call.error_class in VENDOR_CLASSES)
         quota = peak_quota(config, contract, result, readings)
-        claims.append(Claim(contract, result, len(calls), _success(calls), quota))
+        fold = folded.get(month)
+        if fold is not None:  # the month's older part, past raw retention
+            ok, failed = ok + fold.calls_ok, failed + fold.calls_vendor_failed
+            calls_made = len(calls) + fold.calls
+            quota = fuller(fold.peak_quota, quota)  # older first, as in time order
+        else:
+            calls_made = len(calls)
+        success = Fraction(ok, ok + failed) if ok + failed else None
+        claims.append(Claim(contract, result, calls_made, success, quota))
     return claims
-
-
-def _success(calls: Sequence[CallEvent]) -> Fraction | None:
-    ok = sum(1 for call in calls if call.ok)
-    return _ratio(ok, sum(1 for call in calls if call.error_class in VENDOR_CLASSES))
-
-
-def _ratio(ok: int, failed: int) -> Fraction | None:
-    return Fraction(ok, ok + failed) if ok + failed else None
 
 
 def peak_quota(
@@ -153,7 +150,10 @@ def peak_quota(
         for at, account, used, limit in readings
         if account in accounts and result.period_start <= at < result.period_end
     ]
-    return max(figures, key=lambda figure: Fraction(*figure), default=None)
+    peak: tuple[int, int] | None = None
+    for figure in figures:
+        peak = fuller(peak, figure)
+    return peak
 
 
 # -- rendering ----------------------------------------------------------------------------------

@@ -1,72 +1,68 @@
-"""Retention: fold whole contract months past ``raw_days``, roll up and delete the raw events
-behind them, and expire what is older than ``rollup_days`` (docs/storage.md).
+"""Retention: fold the raw events older than ``raw_days`` into each contract's month, roll them
+up by hour, delete them; expire what is older than ``rollup_days`` (docs/storage.md).
 
-The order is what keeps claims exact: a contract's month is folded (``sla.folded``) from its
-complete raw evidence first, and raw events are deleted only below the start of every
-contract's oldest unfolded month, so nothing is ever deleted that a fold has not counted.
-Deletion goes an hour at a time, yielding to the event loop between hours, so a first run on a
-large database does not stall probing.
+An hour of raw events at a time, in one transaction: every covered contract's month gains the
+hour's buckets, latencies and call counts (``sla.folded``), the hourly rollups gain its counts,
+and the rows are deleted. So an event is always either raw or folded, never both and never
+neither, and a crash between hours loses nothing. Between hours the event loop gets a turn, so a
+first run on a large database does not stall probing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from syncwatch.config import Config, Contract
 from syncwatch.errors import StoreError
-from syncwatch.evidence import stored_events
-from syncwatch.reports import peak_quota
+from syncwatch.evidence import call_event, probe_event
 from syncwatch.rollup_store import RollupStore
-from syncwatch.sla import evaluate, month_period
-from syncwatch.sla.folded import FoldedLatency, fold_month
+from syncwatch.sla import Event, month_period
+from syncwatch.sla.folded import fold_events, fuller
 from syncwatch.sla.periods import parse_month
-from syncwatch.store import Store
+from syncwatch.store import Store, from_db_time
 
 HOUR = timedelta(hours=1)
 
 
 @dataclass
 class RetentionReport:
-    folded: list[tuple[str, str]] = field(default_factory=list)
-    """(contract, month) folded this run."""
+    folded: set[tuple[str, str]]
+    """(contract, month) that gained folded events this run."""
     probes_removed: int = 0
     calls_removed: int = 0
     rollups_expired: int = 0
     cutoff: datetime | None = None
-    """Raw events before this are gone (rolled up)."""
+    """Raw events before this are gone (folded and rolled up)."""
 
 
-def local_month(contract: Contract, moment: datetime) -> str:
-    return moment.astimezone(contract.zone).strftime("%Y-%m")
-
-
-def next_month(month: str) -> str:
-    year, number = parse_month(month)
-    return f"{year + number // 12:04d}-{number % 12 + 1:02d}"
-
-
-def months_to_fold(contract: Contract, oldest: datetime, horizon: datetime) -> list[str]:
-    """The contract's local months from ``oldest``'s that ended by ``horizon``."""
-    months, month = [], local_month(contract, oldest)
-    while month_period(contract, month).end <= horizon:
-        months.append(month)
-        month = next_month(month)
-    return months
-
-
-def raw_cutoff(contracts: list[Contract], horizon: datetime) -> datetime:
-    """Where raw deletion stops: the horizon, held back to the start of each contract's month
-    that straddles it (only whole months are folded), floored to the UTC hour."""
-    starts = [month_period(c, local_month(c, horizon)).start for c in contracts]
-    cutoff = min([horizon, *starts]).astimezone(UTC)
+def raw_cutoff(now: datetime, raw_days: int) -> datetime:
+    """Raw events before this go: ``raw_days`` back, floored to the UTC hour."""
+    cutoff = (now - timedelta(days=raw_days)).astimezone(UTC)
     return cutoff.replace(minute=0, second=0, microsecond=0)
 
 
+def local_months(contract: Contract, first: datetime, last: datetime) -> list[str]:
+    """The contract's local months from ``first``'s to ``last``'s."""
+    month, end = _local(contract, first), _local(contract, last)
+    months = [month]
+    while month < end:
+        year, number = parse_month(month)
+        month = f"{year + number // 12:04d}-{number % 12 + 1:02d}"
+        months.append(month)
+    return months
+
+
+def _local(contract: Contract, moment: datetime) -> str:
+    return moment.astimezone(contract.zone).strftime("%Y-%m")
+
+
 class Retention:
-    """Runs on the daemon's loop (the store's one writer), hourly; idempotent."""
+    """Runs on the daemon's loop (the store's one writer), at start and hourly; idempotent."""
 
     def __init__(self, config: Config, store: Store) -> None:
         self.config = config
@@ -76,53 +72,70 @@ class Retention:
     async def run(self, now: datetime) -> RetentionReport:
         try:
             return await self._run(now)
-        except sqlite3.Error as exc:  # each step is one transaction: a failed one left nothing
+        except sqlite3.Error as exc:  # each hour is one transaction: a failed one left nothing
             raise StoreError(f"retention: {exc}") from exc
 
     async def _run(self, now: datetime) -> RetentionReport:
-        report = RetentionReport()
         policy = self.config.retention
-        horizon = now - timedelta(days=policy.raw_days)
-        oldest = self.rollups.oldest_raw()
-        if oldest is not None and oldest < horizon:
-            self._fold_months(oldest, horizon, now, report)
-            report.cutoff = raw_cutoff(self.config.contracts, horizon)
-            await self._delete_raw(report.cutoff, report)
+        report = RetentionReport(folded=set(), cutoff=raw_cutoff(now, policy.raw_days))
+        assert report.cutoff is not None
+        while (oldest := self.rollups.oldest_raw()) is not None and oldest < report.cutoff:
+            end = min(report.cutoff, oldest.replace(minute=0, second=0, microsecond=0) + HOUR)
+            probes, calls = self._fold_hour(end, report)
+            if not probes and not calls:
+                break  # only probes still in flight are left before the cutoff
+            await asyncio.sleep(0)
         report.rollups_expired = self.rollups.expire_before(
             now - timedelta(days=policy.rollup_days)
         )
         return report
 
-    def _fold_months(
-        self, oldest: datetime, horizon: datetime, now: datetime, report: RetentionReport
+    def _fold_hour(self, end: datetime, report: RetentionReport) -> tuple[int, int]:
+        """Fold, roll up and delete every raw event before ``end`` (an hour's worth)."""
+        probe_rows, call_rows = self.rollups.raw_before(end)
+        events: list[Event] = [probe_event(row) for row in probe_rows]
+        events.extend(call_event(row) for row in call_rows)
+        if events:
+            moments = [from_db_time(r["scheduled_at"]) for r in probe_rows]
+            moments += [from_db_time(r["at"]) for r in call_rows]
+            with self.store.db.conn:
+                for contract in self.config.contracts:
+                    self._fold_contract(
+                        contract, events, call_rows, min(moments), max(moments), report
+                    )
+                self.rollups.roll_up_and_delete(end, probe_rows, call_rows)
+        report.probes_removed += len(probe_rows)
+        report.calls_removed += len(call_rows)
+        return len(probe_rows), len(call_rows)
+
+    def _fold_contract(
+        self,
+        contract: Contract,
+        events: list[Event],
+        call_rows: Sequence[Mapping[str, Any]],
+        first: datetime,
+        last: datetime,
+        report: RetentionReport,
     ) -> None:
-        done = self.rollups.folded_keys()
-        for contract in self.config.contracts:
-            for month in months_to_fold(contract, oldest, horizon):
-                if (contract.name, month) not in done:
-                    self._fold(contract, month, now)
-                    report.folded.append((contract.name, month))
+        accounts = {a.name for a in self.config.accounts if a.vendor == contract.vendor}
+        for month in local_months(contract, first, last):
+            period = month_period(contract, month)
+            quota = _peak_reading(call_rows, accounts, period.start, period.end)
+            piece = fold_events(contract, month, events, quota)
+            if piece.buckets or piece.latencies or piece.calls:
+                self.rollups.add_fold(piece, period.end)
+                report.folded.add((contract.name, month))
 
-    def _fold(self, contract: Contract, month: str, now: datetime) -> None:
-        period = month_period(contract, month)
-        events = stored_events(self.store, period.start, period.end)
-        result = evaluate(contract, month, events)
-        latency = (
-            None
-            if result.latency is None
-            else FoldedLatency(result.latency.observed_s, result.latency.probes)
-        )
-        readings = self.store.quota_figures_between(period.start, period.end)
-        quota = peak_quota(self.config, contract, result, readings)
-        fold = fold_month(contract, month, events, latency, quota)
-        self.rollups.save_fold(fold, period.end, now)
 
-    async def _delete_raw(self, cutoff: datetime, report: RetentionReport) -> None:
-        while (oldest := self.rollups.oldest_raw()) is not None and oldest < cutoff:
-            chunk_end = oldest.replace(minute=0, second=0, microsecond=0) + HOUR
-            probes, calls = self.rollups.fold_raw_before(cutoff, chunk_end)
-            report.probes_removed += probes
-            report.calls_removed += calls
-            if not probes and not calls:
-                break  # only unfinished probes are left below the cutoff
-            await asyncio.sleep(0)
+def _peak_reading(
+    call_rows: Sequence[Mapping[str, Any]], accounts: set[str], start: datetime, end: datetime
+) -> tuple[int, int] | None:
+    """The fullest quota reading of ``accounts`` in [start, end), as claims report it."""
+    peak = None
+    for row in call_rows:
+        used, limit = row["quota_used"], row["quota_limit"]
+        if used is None or not limit or row["account"] not in accounts:
+            continue
+        if start <= from_db_time(row["at"]) < end:
+            peak = fuller(peak, (used, limit))
+    return peak

@@ -146,18 +146,41 @@ def _v3_incidents(db: sqlite_utils.Database) -> None:
 
 
 def _v4_retention(db: sqlite_utils.Database) -> None:
-    """Folded contract months and hourly rollups (issue #7): 13 months of claims without
-    13 months of raw events."""
+    """What retention keeps of raw events past ``raw_days`` (issue #7; ``rollup_store.py``):
+    each contract month's fold (totals, one row per interval, latencies packed 8 bytes each)
+    and hourly rollups of probes and calls."""
     db.executescript(
         """
-        CREATE TABLE folded_months (
+        CREATE TABLE fold_months (
             contract TEXT NOT NULL,
             month TEXT NOT NULL,
             period_end TEXT NOT NULL,
-            folded_at TEXT NOT NULL,
-            fold TEXT NOT NULL,
+            terms TEXT NOT NULL,
+            calls INTEGER NOT NULL,
+            calls_ok INTEGER NOT NULL,
+            calls_vendor_failed INTEGER NOT NULL,
+            quota_used INTEGER,
+            quota_limit INTEGER,
             PRIMARY KEY (contract, month)
-        );
+        ) WITHOUT ROWID;
+        CREATE TABLE fold_intervals (
+            contract TEXT NOT NULL,
+            month TEXT NOT NULL,
+            idx INTEGER NOT NULL,
+            ok INTEGER NOT NULL,
+            vendor_failures INTEGER NOT NULL,
+            evidence INTEGER NOT NULL,
+            probe_down INTEGER NOT NULL,
+            classes TEXT NOT NULL,
+            PRIMARY KEY (contract, month, idx)
+        ) WITHOUT ROWID;
+        CREATE TABLE fold_latencies (
+            contract TEXT NOT NULL,
+            month TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            latencies BLOB NOT NULL,
+            PRIMARY KEY (contract, month, seq)
+        ) WITHOUT ROWID;
         CREATE TABLE probe_hours (
             integration TEXT NOT NULL,
             template TEXT NOT NULL,

@@ -20,10 +20,10 @@ from typer.testing import CliRunner
 from syncwatch.cli import app
 from syncwatch.clock import VirtualClock
 from syncwatch.config import Config, config_from_data
-from syncwatch.errors import StoreError
+from syncwatch.errors import ConfigError, StoreError
 from syncwatch.evidence import read_evidence
 from syncwatch.reports import build_claims, render_json
-from syncwatch.retention import Retention, months_to_fold, raw_cutoff
+from syncwatch.retention import Retention, local_months, raw_cutoff
 from syncwatch.rollup_store import RollupStore
 from syncwatch.sandbox import create_app
 from syncwatch.sandbox.scenario import Scenario
@@ -106,20 +106,43 @@ def _cli(*args: str) -> str:
     return result.output
 
 
+HALFWAY = datetime(2026, 10, 1, 16, 0, tzinfo=UTC) + timedelta(days=45)
+"""Retention at this moment folds September and October's first half-day: a month split
+between its fold and its raw events."""
+LATER = datetime(2026, 12, 20, tzinfo=UTC)
+"""Seven weeks after October: everything folded."""
+
+
+def _claims(config: Config, database: Path) -> dict[str, str]:
+    store = Store.open(database)
+    try:
+        return {m: render_json(build_claims(config, store, m)) for m in ("2026-09", "2026-10")}
+    finally:
+        store.close()
+
+
 @pytest.fixture(scope="module")
 def folded(month: Month) -> dict[str, Any]:
-    """Retention run seven weeks after October: September and October folded, raw deleted."""
+    """Retention run twice: halfway through October's raw events, then past all of them."""
     store = Store.open(month.database)
     try:
-        report = asyncio.run(Retention(month.config, store).run(datetime(2026, 12, 20, tzinfo=UTC)))
+        halfway = asyncio.run(Retention(month.config, store).run(HALFWAY))
+    finally:
+        store.close()
+    claims_halfway = _claims(month.config, month.database)
+    store = Store.open(month.database)
+    try:
+        report = asyncio.run(Retention(month.config, store).run(LATER))
         left = store.db.execute("SELECT count(*), min(scheduled_at) FROM probes").fetchone()
         calls_left = store.db.execute("SELECT count(*) FROM api_calls").fetchone()[0]
         rollups = RollupStore(store)
         probe_hours, call_hours = rollups.probe_hours(), rollups.call_hours()
-        again = asyncio.run(Retention(month.config, store).run(datetime(2026, 12, 20, tzinfo=UTC)))
+        again = asyncio.run(Retention(month.config, store).run(LATER))
     finally:
         store.close()
     return {
+        "halfway": halfway,
+        "claims_halfway": claims_halfway,
         "report": report,
         "again": again,
         "probes_left": left[0],
@@ -141,23 +164,27 @@ def test_the_simulated_month_has_downtime_to_claim(month: Month) -> None:
     assert next(r for r in september if r["contract"] == "hubspot-demo")["met"] is False
 
 
-def test_retention_folds_whole_months_and_deletes_the_raw_events_behind_them(
+def test_retention_folds_and_deletes_the_raw_events_older_than_raw_days(
     month: Month, folded: dict[str, Any]
 ) -> None:
-    report = folded["report"]
-    assert sorted(report.folded) == [("hubspot-demo", "2026-09"), ("hubspot-demo", "2026-10")]
-    # Raw kept from the start of November in New York (the earliest local month start).
-    assert report.cutoff == datetime(2026, 11, 1, 4, 0, tzinfo=UTC)
+    halfway, report = folded["halfway"], folded["report"]
+    assert halfway.cutoff == datetime(2026, 10, 1, 16, 0, tzinfo=UTC)  # 45 days before
+    assert halfway.folded == {("hubspot-demo", "2026-09"), ("hubspot-demo", "2026-10")}
+    assert 0 < halfway.probes_removed < month.raw_probes
+    assert report.folded == {("hubspot-demo", "2026-10")}
     assert folded["oldest_left"] is None  # every probe and call was before the cutoff
-    assert report.probes_removed + folded["probes_left"] == month.raw_probes
-    assert report.calls_removed + folded["calls_left"] == month.raw_calls
-    assert report.probes_removed > 400
+    removed = halfway.probes_removed + report.probes_removed
+    assert removed + folded["probes_left"] == month.raw_probes
+    calls_removed = halfway.calls_removed + report.calls_removed
+    assert calls_removed + folded["calls_left"] == month.raw_calls
 
 
 def test_hourly_rollups_count_every_deleted_probe_and_call(folded: dict[str, Any]) -> None:
-    report = folded["report"]
-    assert sum(row["probes"] for row in folded["probe_hours"]) == report.probes_removed
-    assert sum(row["calls"] for row in folded["call_hours"]) == report.calls_removed
+    halfway, report = folded["halfway"], folded["report"]
+    probes = halfway.probes_removed + report.probes_removed
+    assert sum(row["probes"] for row in folded["probe_hours"]) == probes
+    calls = halfway.calls_removed + report.calls_removed
+    assert sum(row["calls"] for row in folded["call_hours"]) == calls
     with_latency = [row for row in folded["probe_hours"] if row["latency_count"]]
     assert all(sum(row["latency_buckets"]) == row["latency_count"] for row in with_latency)
     outcomes = {row["outcome"] for row in folded["probe_hours"]}
@@ -167,18 +194,16 @@ def test_hourly_rollups_count_every_deleted_probe_and_call(folded: dict[str, Any
 
 def test_a_second_run_changes_nothing(folded: dict[str, Any]) -> None:
     again = folded["again"]
-    assert (again.folded, again.probes_removed, again.calls_removed) == ([], 0, 0)
+    assert (again.folded, again.probes_removed, again.calls_removed) == (set(), 0, 0)
 
 
 @pytest.mark.parametrize("label", ["2026-09", "2026-10"])
 def test_claims_over_folded_months_equal_the_claims_over_raw_events(
     month: Month, folded: dict[str, Any], label: str
 ) -> None:
-    store = Store.open(month.database)
-    try:
-        assert render_json(build_claims(month.config, store, label)) == month.raw_claims[label]
-    finally:
-        store.close()
+    """Half folded (October split between fold and raw) and wholly folded: the same JSON."""
+    assert folded["claims_halfway"][label] == month.raw_claims[label]
+    assert _claims(month.config, month.database)[label] == month.raw_claims[label]
 
 
 def test_report_credits_reads_the_folds(month: Month, folded: dict[str, Any]) -> None:
@@ -218,7 +243,7 @@ def test_terms_applied_at_evaluation_may_change_after_folding(
     raw_events = read_evidence(month.raw_export).events
     store = Store.open(month.database)
     try:
-        folds = RollupStore(store).folds()["hubspot-demo"]
+        folds = RollupStore(store).folds("hubspot-demo")
     finally:
         store.close()
     original = month.config.contracts[0]
@@ -252,30 +277,39 @@ def test_a_fold_is_refused_under_other_bucketing_terms(
         store.close()
 
 
+def test_a_malformed_folded_month_line_names_its_file_and_line(
+    month: Month, folded: dict[str, Any], tmp_path: Path
+) -> None:
+    export = tmp_path / "folded.jsonl"
+    config = str(month.config_path)
+    _cli("export", "events", "--config", config, "--month", "2026-10", "--output", str(export))
+    line = json.loads(export.read_text(encoding="utf-8").splitlines()[0])
+    del line["intervals"]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"kind":"folded_month","contract":"x"}\n' + json.dumps(line) + "\n")
+    with pytest.raises(ConfigError) as caught:
+        read_evidence(bad)
+    assert caught.value.problems == [
+        f"{bad}:1: a folded month must be exactly what export writes (missing 'month')",
+        f"{bad}:2: a folded month must be exactly what export writes (missing 'intervals')",
+    ]
+
+
 # -- the pure parts ----------------------------------------------------------------------------
 
 
-def test_raw_cutoff_holds_back_to_the_earliest_local_month_start(month: Month) -> None:
-    new_york = month.config.contracts[0]
-    chicago = new_york.model_copy(update={"name": "chicago", "timezone": "America/Chicago"})
-    contracts = [new_york, chicago]
-    horizon = datetime(2026, 11, 5, 12, 30, tzinfo=UTC)
-    assert raw_cutoff(contracts, horizon) == datetime(2026, 11, 1, 4, 0, tzinfo=UTC)
-    early = datetime(2026, 11, 1, 4, 30, tzinfo=UTC)  # November in New York, October in Chicago
-    assert raw_cutoff(contracts, early) == datetime(2026, 10, 1, 5, 0, tzinfo=UTC)
-    assert raw_cutoff([], horizon) == datetime(2026, 11, 5, 12, 0, tzinfo=UTC)
+def test_raw_cutoff_is_raw_days_back_on_the_hour() -> None:
+    now = datetime(2026, 11, 5, 12, 30, tzinfo=UTC)
+    assert raw_cutoff(now, 45) == datetime(2026, 9, 21, 12, 0, tzinfo=UTC)
+    assert raw_cutoff(now.replace(minute=0), 32) == datetime(2026, 10, 4, 12, 0, tzinfo=UTC)
 
 
-def test_months_to_fold_are_the_local_months_ended_by_the_horizon(month: Month) -> None:
+def test_local_months_span_first_to_last_in_the_contracts_zone(month: Month) -> None:
     new_york = month.config.contracts[0]
-    oldest = datetime(2026, 8, 31, 23, 0, tzinfo=UTC)  # still August in New York
-    horizon = datetime(2026, 11, 1, 3, 59, tzinfo=UTC)  # a minute before November there
-    assert months_to_fold(new_york, oldest, horizon) == ["2026-08", "2026-09"]
-    assert months_to_fold(new_york, oldest, horizon + timedelta(minutes=1)) == [
-        "2026-08",
-        "2026-09",
-        "2026-10",
-    ]
+    first = datetime(2026, 8, 31, 23, 0, tzinfo=UTC)  # still August in New York
+    last = datetime(2026, 11, 1, 3, 59, tzinfo=UTC)  # still October there
+    assert local_months(new_york, first, last) == ["2026-08", "2026-09", "2026-10"]
+    assert local_months(new_york, last, last + timedelta(minutes=1)) == ["2026-10", "2026-11"]
 
 
 def test_unfinished_probes_are_never_deleted(tmp_path: Path) -> None:
@@ -301,7 +335,7 @@ def test_unfinished_probes_are_never_deleted(tmp_path: Path) -> None:
 
 def test_rollups_and_folds_expire_after_rollup_days(tmp_path: Path) -> None:
     raw = demo_raw(tmp_path)
-    raw["retention"] = {"raw_days": 10, "rollup_days": 30}
+    raw["retention"] = {"raw_days": 32, "rollup_days": 40}
     config = build_config(raw, tmp_path)
     store = Store.open(config.database)
     base = {"integration": "hubspot-to-salesforce", "template": "demo-request", "state": "done"}
@@ -311,16 +345,16 @@ def test_rollups_and_folds_expire_after_rollup_days(tmp_path: Path) -> None:
         store.insert_probe({**base, **done, "probe_id": f"p{day}", "email": f"{day}@x"})
     retention = Retention(config, store)
     rollups = RollupStore(store)
-    first = asyncio.run(retention.run(datetime(2026, 4, 15, tzinfo=UTC)))
-    # Both probes rolled up and March folded; March 2nd's hour is already 30 days gone.
-    assert (first.probes_removed, first.folded) == (2, [("hubspot-demo", "2026-03")])
+    first = asyncio.run(retention.run(datetime(2026, 4, 25, tzinfo=UTC)))
+    # Both probes rolled up and folded into March; March 2nd's hour is already 40 days gone.
+    assert (first.probes_removed, first.folded) == (2, {("hubspot-demo", "2026-03")})
     assert first.rollups_expired == 1
     assert [row["hour"] for row in rollups.probe_hours()] == ["2026-03-20T12"]
-    second = asyncio.run(retention.run(datetime(2026, 4, 25, tzinfo=UTC)))
+    second = asyncio.run(retention.run(datetime(2026, 5, 2, tzinfo=UTC)))
     assert second.rollups_expired == 1 and rollups.probe_hours() == []
-    assert rollups.folded_keys() == {("hubspot-demo", "2026-03")}  # March ended April 1st
+    assert rollups.folded_months() == {("hubspot-demo", "2026-03")}  # March ended April 1st
     asyncio.run(retention.run(datetime(2026, 5, 15, tzinfo=UTC)))
-    assert rollups.folded_keys() == set()
+    assert rollups.folded_months() == set()
     store.close()
 
 
@@ -343,23 +377,35 @@ def test_a_store_error_during_retention_is_a_store_error(tmp_path: Path) -> None
 
 
 async def test_the_daemon_applies_retention_at_start_and_hourly(tmp_path: Path) -> None:
-    """August's probe is folded and deleted as the daemon starts (the virtual clock starts
-    in October and ``raw_days`` is 30); one made in this run stays raw."""
+    """August's probe goes as the daemon starts (the virtual clock starts on October 5th, 09:00
+    and ``raw_days`` is 32); one from September 3rd, 09:30 goes at the next hourly run."""
 
-    def keep_30_days(raw: dict[str, Any]) -> None:
-        raw["retention"] = {"raw_days": 30, "rollup_days": 60}
+    def keep_32_days(raw: dict[str, Any]) -> None:
+        raw["retention"] = {"raw_days": 32, "rollup_days": 60}
 
-    rig = make_rig(tmp_path, edit=keep_30_days)
-    at = datetime(2026, 8, 10, 12, tzinfo=UTC)
+    rig = make_rig(tmp_path, edit=keep_32_days)
     base = {"integration": "hubspot-to-salesforce", "template": "demo-request", "state": "done"}
-    rig.store.insert_probe(
-        {**base, "probe_id": "august", "email": "a@x", "outcome": "ok", "finished_at": at,
-         "scheduled_at": at}
-    )  # fmt: skip
+
+    def old_probe(probe_id: str, at: datetime) -> None:
+        done = {"outcome": "ok", "finished_at": at, "scheduled_at": at}
+        rig.store.insert_probe({**base, **done, "probe_id": probe_id, "email": f"{probe_id}@x"})
+
+    def ids() -> set[str]:
+        return {row["probe_id"] for row in rig.store.db.query("SELECT probe_id FROM probes")}
+
+    old_probe("august", datetime(2026, 8, 10, 12, tzinfo=UTC))
+    seen: list[set[str]] = []
+
+    def during(elapsed: float) -> None:
+        if elapsed == 60:
+            seen.append(ids())
+            old_probe("september", datetime(2026, 9, 3, 9, 30, tzinfo=UTC))
+
     with capture_logs() as logs:
-        await rig.run_for(120)
-    ids = {row["probe_id"] for row in rig.store.db.query("SELECT probe_id FROM probes")}
-    assert "august" not in ids and ids
-    assert ("hubspot-demo", "2026-08") in RollupStore(rig.store).folded_keys()
-    (applied,) = [entry for entry in logs if entry["event"] == "retention applied"]
-    assert applied["probes_removed"] == 1 and "hubspot-demo 2026-08" in applied["folded"]
+        await rig.run_for(3660, during=during)
+    assert "august" not in seen[0]
+    assert "september" not in ids() and ids()
+    assert ("hubspot-demo", "2026-08") in RollupStore(rig.store).folded_months()
+    applied = [entry for entry in logs if entry["event"] == "retention applied"]
+    assert [entry["probes_removed"] for entry in applied] == [1, 1]
+    assert "hubspot-demo 2026-08" in applied[0]["folded"]

@@ -193,10 +193,10 @@ class IncidentPolicy(Strict):
 class Retention(Strict):
     """How long raw events are kept, and what is kept of them after (docs/storage.md)."""
 
-    raw_days: int = Field(default=45, ge=1, le=3660)
+    raw_days: int = Field(default=45, ge=32, le=3660)
     """Raw probes and calls: the evidence file a claim attaches. 45 days covers a month and
-    the usual 30-day claim window after it (whole months are kept: a month is folded only
-    once all of it is older than this)."""
+    the usual 30-day claim window after it. At least 32: the month-to-date gauges, the status
+    page and the quota guard read the current month's raw events."""
     rollup_days: int = Field(default=400, ge=1, le=3660)
     """Folded contract months and hourly rollups: 13 months of claims and history."""
 

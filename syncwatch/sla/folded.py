@@ -1,16 +1,17 @@
-"""A contract month folded into what its evidence adds up to, for months past raw retention.
+"""The part of a contract month past raw retention, folded into what its evidence adds up to.
 
 Raw probes and calls are kept ``retention.raw_days``; a year of claims must still be exact. Every
 figure of DESIGN §7 is a function of the month's interval buckets (``Bucket``: counts, flags and
-classes, which add up associatively) and, for the latency objective, of the nearest-rank
-percentile of the covered probes. So a whole month folds into its non-empty buckets and its
-latency result, and ``evaluate`` over a fold gives exactly what it gives over the raw events.
+classes, which add up) and, for the latency objective, of the covered probes' latencies (a
+nearest-rank percentile needs them all: 8 bytes a probe). So the events older than ``raw_days``
+fold, an hour at a time, into per-interval buckets, latencies and call counts, and ``evaluate``
+over a fold plus the raw events left gives exactly what it gives over all the raw events.
 
 Folding bakes in the terms that decide *which* events land in *which* bucket (vendor,
-integrations, interval, time zone, the probe rules, the latency objective): those are recorded as
-the fold's ``terms``, and a fold is only used under the same terms. Everything applied at
-evaluation (maintenance, business calendar, error-rate threshold, consecutive rule, unknown
-policy, tiers, fee) may change freely.
+integrations, interval, time zone, the probe rules): those are recorded as the fold's
+``terms``, and a fold is only used under the same terms. Everything applied at evaluation
+(maintenance, business calendar, error-rate threshold, consecutive rule, unknown policy, latency
+objective, tiers, fee) may change freely.
 """
 
 from __future__ import annotations
@@ -19,14 +20,15 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 from syncwatch.config.contracts import Contract
 from syncwatch.errors import SyncwatchError
-from syncwatch.sla.intervals import Bucket, CallEvent, Event, bucket_events
+from syncwatch.sla.intervals import Bucket, CallEvent, Event, ProbeEvent, bucket_events
 from syncwatch.sla.periods import month_period
 
-FOLD_TERMS = ("vendor", "integrations", "interval_minutes", "timezone", "latency_objective")
+FOLD_TERMS = ("vendor", "integrations", "interval_minutes", "timezone")
 """The contract keys a fold depends on (and ``downtime.lost_probe``/``latency_above_s``)."""
 
 
@@ -35,26 +37,46 @@ class FoldTermsChanged(SyncwatchError):
 
 
 @dataclass(frozen=True)
-class FoldedLatency:
-    """The latency objective's result over the month's covered probes, as ``_latency`` gives."""
-
-    observed_s: float | None
-    probes: int
-
-
-@dataclass(frozen=True)
 class FoldedMonth:
+    """What a contract month's folded events add up to."""
+
     contract: str
     month: str
     terms: dict[str, Any]
     buckets: dict[int, Bucket]
-    latency: FoldedLatency | None
+    latencies: tuple[float, ...] = ()
+    """``latency_s`` of the covered probes that had one."""
     calls: int = 0
     """Calls to the contract's vendor in the period (the claim's ``api_calls``)."""
     calls_ok: int = 0
     calls_vendor_failed: int = 0
     peak_quota: tuple[int, int] | None = None
-    """(used, limit) of the highest daily quota reading of the vendor's accounts."""
+    """(used, limit) of the fullest quota reading of the vendor's accounts."""
+
+    def merged(self, other: FoldedMonth) -> FoldedMonth:
+        """Both folds as one (the same contract, month and terms)."""
+        buckets = dict(self.buckets)
+        for index, bucket in other.buckets.items():
+            known = buckets.get(index)
+            buckets[index] = bucket if known is None else known.merged(bucket)
+        return FoldedMonth(
+            contract=self.contract,
+            month=self.month,
+            terms=self.terms,
+            buckets=buckets,
+            latencies=self.latencies + other.latencies,
+            calls=self.calls + other.calls,
+            calls_ok=self.calls_ok + other.calls_ok,
+            calls_vendor_failed=self.calls_vendor_failed + other.calls_vendor_failed,
+            peak_quota=fuller(self.peak_quota, other.peak_quota),
+        )
+
+
+def fuller(a: tuple[int, int] | None, b: tuple[int, int] | None) -> tuple[int, int] | None:
+    """The fuller of two (used, limit) quota readings, compared exactly."""
+    if a is None or b is None:
+        return a or b
+    return b if Fraction(*b) > Fraction(*a) else a
 
 
 def fold_terms(contract: Contract) -> dict[str, Any]:
@@ -67,16 +89,16 @@ def fold_terms(contract: Contract) -> dict[str, Any]:
     return terms
 
 
-def fold_month(
+def fold_events(
     contract: Contract,
     month: str,
     events: Iterable[Event],
-    latency: FoldedLatency | None,
     peak_quota: tuple[int, int] | None = None,
 ) -> FoldedMonth:
-    """The month's events, folded: its buckets and call counts (``latency`` is the result of
-    the objective computed by ``evaluate`` over the same events)."""
+    """The month's share of ``events``, folded (``peak_quota``: the vendor's fullest reading
+    among them, which events do not carry)."""
     period = month_period(contract, month)
+    covered = set(contract.integrations)
     kept = list(events)
     calls = [
         event
@@ -85,13 +107,21 @@ def fold_month(
         and event.vendor == contract.vendor
         and period.start <= event.at < period.end
     ]
+    latencies = tuple(
+        event.latency_s
+        for event in kept
+        if isinstance(event, ProbeEvent)
+        and event.latency_s is not None
+        and event.integration in covered
+        and period.start <= event.started_at < period.end
+    )
     buckets = bucket_events(contract, period, kept)
     return FoldedMonth(
         contract=contract.name,
         month=month,
         terms=fold_terms(contract),
         buckets=buckets,
-        latency=latency,
+        latencies=latencies,
         calls=len(calls),
         calls_ok=sum(1 for call in calls if call.ok),
         calls_vendor_failed=sum(b.vendor_failures for b in buckets.values()),
@@ -104,17 +134,23 @@ def usable_folds(contract: Contract, folds: Mapping[str, FoldedMonth]) -> dict[s
     terms = fold_terms(contract)
     usable = {}
     for month, fold in folds.items():
-        if fold.contract != contract.name:
-            continue
-        if fold.terms != terms:
-            changed = sorted(key for key in terms if fold.terms.get(key) != terms[key])
-            raise FoldTermsChanged(
-                f"contract {contract.name!r}: {month} is past raw retention and was folded "
-                f"under other terms ({', '.join(changed)} changed since); its figures can only "
-                "be recomputed under the terms it was folded with"
-            )
-        usable[month] = fold
+        if fold.contract == contract.name:
+            check_terms(contract.name, month, fold.terms, terms)
+            usable[month] = fold
     return usable
+
+
+def check_terms(
+    contract: str, month: str, folded: Mapping[str, Any], now: Mapping[str, Any]
+) -> None:
+    """FoldTermsChanged unless a fold's terms are the contract's current ones."""
+    if dict(folded) != dict(now):
+        changed = sorted(key for key in now if folded.get(key) != now[key])
+        raise FoldTermsChanged(
+            f"contract {contract!r}: {month} is past raw retention and was folded under other "
+            f"terms ({', '.join(changed)} changed since); its figures can only be recomputed "
+            "under the terms it was folded with"
+        )
 
 
 # -- (de)serialising, for the store and evidence files ------------------------------------------
@@ -147,32 +183,24 @@ def fold_json(fold: FoldedMonth) -> dict[str, Any]:
         "contract": fold.contract,
         "month": fold.month,
         "terms": fold.terms,
-        "latency": None
-        if fold.latency is None
-        else {"observed_s": fold.latency.observed_s, "probes": fold.latency.probes},
         "calls": fold.calls,
         "calls_ok": fold.calls_ok,
         "calls_vendor_failed": fold.calls_vendor_failed,
         "peak_quota": None if fold.peak_quota is None else list(fold.peak_quota),
         "intervals": {str(index): bucket_json(b) for index, b in sorted(fold.buckets.items())},
+        "latencies": list(fold.latencies),
     }
 
 
 def fold_from_json(raw: Mapping[str, Any]) -> FoldedMonth:
     """Raises KeyError/TypeError/ValueError on a malformed line (the caller names the line)."""
-    latency = raw["latency"]
     quota = raw["peak_quota"]
     return FoldedMonth(
         contract=str(raw["contract"]),
         month=str(raw["month"]),
         terms=dict(raw["terms"]),
         buckets={int(k): bucket_from_json(v) for k, v in dict(raw["intervals"]).items()},
-        latency=None
-        if latency is None
-        else FoldedLatency(
-            None if latency["observed_s"] is None else float(latency["observed_s"]),
-            int(latency["probes"]),
-        ),
+        latencies=tuple(float(value) for value in raw["latencies"]),
         calls=int(raw["calls"]),
         calls_ok=int(raw["calls_ok"]),
         calls_vendor_failed=int(raw["calls_vendor_failed"]),

@@ -195,13 +195,13 @@ def evaluate(
 
     ``until`` makes it month-to-date: minutes from then on have not happened yet and count as
     excluded, so a policy of ``unknown: down`` does not charge the vendor for the future.
-    ``folds`` are months past raw retention (``sla.folded``), by month: a folded month is
-    evaluated from its fold alone, and raw events still stored in it are not counted twice.
+    ``folds`` are what retention folded of each month (``sla.folded``), by month; they add to
+    the raw events (an event is either folded or raw, never both).
     """
     folded = usable_folds(contract, folds or {})
     by_month = partition_by_month(contract, month, events)
     for label in folded:
-        by_month[label] = []
+        by_month.setdefault(label, [])
     kept = by_month.get(month, [])
     figures = _month(contract, month, kept, until, folded.get(month))
     counts, intervals, period, buckets = figures
@@ -249,7 +249,11 @@ def _month(
     fold: FoldedMonth | None = None,
 ) -> tuple[Counts, list[Interval], Period, dict[int, Bucket]]:
     period = month_period(contract, month)
-    buckets = dict(fold.buckets) if fold else bucket_events(contract, period, events)
+    buckets = bucket_events(contract, period, events)
+    if fold is not None:
+        for index, bucket in fold.buckets.items():
+            known = buckets.get(index)
+            buckets[index] = bucket if known is None else known.merged(bucket)
     counts, intervals = _counted(contract, period, excluded_mask(contract, period), buckets, until)
     return counts, intervals, period, buckets
 
@@ -355,12 +359,6 @@ def _latency(
     objective = contract.latency_objective
     if objective is None:
         return None
-    if fold is not None:
-        observed, probes = (
-            (fold.latency.observed_s, fold.latency.probes) if fold.latency else (None, 0)
-        )
-        met = None if observed is None else observed <= objective.threshold_s
-        return LatencyResult(objective.percentile, objective.threshold_s, observed, probes, met)
     covered = set(contract.integrations)
     values = [
         event.latency_s
@@ -370,6 +368,8 @@ def _latency(
         and event.integration in covered
         and period.start <= event.started_at < period.end
     ]
+    if fold is not None:
+        values.extend(fold.latencies)
     observed = nearest_rank(values, objective.percentile)
     met = None if observed is None else observed <= objective.threshold_s
     return LatencyResult(objective.percentile, objective.threshold_s, observed, len(values), met)
