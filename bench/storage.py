@@ -1,10 +1,10 @@
 """Storage and report figures from a simulated month, with retention vs keeping everything raw.
 
 One integration (config/demo.yaml's HubSpot → Salesforce pair, its one-minute template and its
-contract) runs a whole contract month (October, New York) on the virtual clock against the
-in-process sandbox. The month's probes and calls are then replayed into the 12 months before
-it (ids made unique, times shifted by whole months), which gives a 13-month database: a
-report's cost depends on how many events it reads, not on what they say. Two copies:
+contract) runs from October 1st (New York) for ``days`` (default 7) on the virtual clock against
+the in-process sandbox. Those days are repeated until October is full, and October is replayed
+into the 12 months before it (ids made unique, times shifted), which gives a 13-month database:
+a report's cost depends on how many events it reads, not on what they say. Two copies:
 
 - **all raw**: nothing removed (the baseline);
 - **retention**: what the daemon's retention leaves the day after October ends, with the
@@ -81,7 +81,7 @@ class StorageFigures:
         ratio = self.raw_13 / self.retained_13
         return [
             f"| storage: bytes per probe, raw (probe row, its {self.calls / self.probes:.1f} "
-            f"calls, indexes; {self.probes:,} probes over {self.days:g} days) | "
+            f"calls, indexes; {self.probes:,} probes simulated over {self.days:g} days) | "
             f"{self.bytes_per_probe:,.0f} | - | - |",
             f"| storage: 13 months of 1 integration at 1/min, measured; projected to "
             f"{PROJECTED} | {self.retained_13 / mb:,.1f} MB; "
@@ -209,27 +209,45 @@ async def apply_retention(config: Config, now: datetime) -> float:
         store.close()
 
 
+def fill_the_month(config: Config, days: float) -> None:
+    """Repeat the first ``days`` simulated of October until the month is full."""
+    period = month_period(config.contracts[0], MONTH)
+    span = timedelta(days=days)
+    copies: list[tuple[timedelta, datetime, str]] = []
+    at = period.start + span
+    while at < period.end:
+        copies.append((-(at - period.start), period.end, f"-d{len(copies) + 1}"))
+        at += span
+    _replay(config, copies)
+
+
 def replay_into_earlier_months(config: Config, months: int) -> None:
     """Copy October's probes and calls into each of the ``months`` months before it."""
     contract = config.contracts[0]
     target = month_period(contract, MONTH)
+    copies, month = [], MONTH
+    for back in range(1, months + 1):
+        month = previous_month(month)
+        period = month_period(contract, month)
+        copies.append((target.start - period.start, period.end, f"-m{back}"))
+    _replay(config, copies)
+
+
+def _replay(config: Config, copies: list[tuple[timedelta, datetime, str]]) -> None:
+    """Every probe and call again for each (shift back, end, probe id suffix): moved ``shift``
+    earlier (later when negative), those at or past ``end`` dropped."""
     store = Store.open(config.database)
     db = store.db.conn
     tables = {name: _table(db, name) for name in ("probes", "api_calls")}
-    month = MONTH
     with db:
-        for back in range(1, months + 1):
-            month = previous_month(month)
-            period = month_period(contract, month)
+        for shift, end, suffix in copies:
             for name, (columns, rows) in tables.items():
-                copies = _shifted(name, columns, rows, target.start - period.start, period.end)
-                for copy in copies:
-                    if name == "probes":
-                        copy[columns.index("probe_id")] += f"-{back}"
+                moved = _shifted(name, columns, rows, shift, end)
+                if name == "probes":
+                    for row in moved:
+                        row[columns.index("probe_id")] += suffix
                 marks = ", ".join("?" for _ in columns)
-                db.executemany(
-                    f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({marks})", copies
-                )
+                db.executemany(f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({marks})", moved)
     store.close()
 
 
@@ -264,7 +282,8 @@ def _shifted(
     return copies
 
 
-async def measure(days: float, workdir: Path) -> StorageFigures:
+async def measure(days: float, workdir: Path, *, fill: bool = True) -> StorageFigures:
+    """Every figure; ``fill=False`` keeps only the simulated days (the harness's own test)."""
     config = one_integration(workdir)
     empty_store = workdir / "empty.db"
     Store.open(empty_store).close()
@@ -274,6 +293,8 @@ async def measure(days: float, workdir: Path) -> StorageFigures:
         probes = db.execute("SELECT count(*) FROM probes").fetchone()[0]
         calls = db.execute("SELECT count(*) FROM api_calls").fetchone()[0]
     per_probe = (used_bytes(Path(config.database)) - empty) / probes
+    if fill:
+        fill_the_month(config, days)
     october_end = month_period(config.contracts[0], MONTH).end
     month_raw = month_times(config, export(config, workdir / "raw.jsonl"))
     # The month alone, folded (raw_days after it ended) and read back.

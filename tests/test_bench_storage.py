@@ -19,7 +19,7 @@ async def test_one_integration_is_the_demo_pair_with_its_contract(tmp_path: Path
 async def test_measure_reports_retention_smaller_than_raw_and_the_month_replayed(
     tmp_path: Path,
 ) -> None:
-    figures = await measure(0.25, tmp_path)
+    figures = await measure(0.25, tmp_path, fill=False)
     assert 300 <= figures.probes <= 400  # six hours at one a minute, drained
     assert 200 < figures.bytes_per_probe < 5000
     assert 0 < figures.retained_13 < figures.raw_13
