@@ -9,8 +9,11 @@ RUN python -m venv /opt/syncwatch
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY syncwatch ./syncwatch
-# The wheel installs the runbooks under /opt/syncwatch/share/syncwatch/runbooks (/runbooks/<cause>).
+# The wheel installs the runbooks under /opt/syncwatch/share/syncwatch/runbooks (/runbooks/<cause>),
+# and the demo config, probe templates and scenarios beside them (`syncwatch simulate`'s defaults).
 COPY runbooks ./runbooks
+COPY config/demo.yaml ./config/
+COPY probes ./probes
 RUN /opt/syncwatch/bin/pip install .
 
 FROM python:3.11-slim

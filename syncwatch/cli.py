@@ -16,6 +16,7 @@ from syncwatch import __version__
 from syncwatch.cli_claims import export_app, report_app, sla_app
 from syncwatch.cli_common import fail
 from syncwatch.cli_runbooks import runbooks_app
+from syncwatch.cli_simulate import simulate
 from syncwatch.errors import ConfigError, StoreError, SyncwatchError, UsageError
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ app.add_typer(sla_app, name="sla")
 app.add_typer(export_app, name="export")
 app.add_typer(report_app, name="report")
 app.add_typer(runbooks_app, name="runbooks")
+app.command("simulate")(simulate)
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -293,16 +295,14 @@ def quota(
     latest quota figures the vendors reported (read from the database; no vendor is called)."""
     from datetime import timedelta
 
+    from syncwatch.cli_claims import _config_and_store, reading
     from syncwatch.clock import RealClock
 
-    loaded = _load(config)
-    store = _open_store(loaded.database)
-    try:
+    _, store = _config_and_store(config)  # an existing database, never a new one
+    with reading(store):
         since = RealClock().now() - timedelta(days=days)
         per_day = store.calls_per_day(since.replace(hour=0, minute=0, second=0, microsecond=0))
         readings = store.latest_quota()
-    finally:
-        store.close()
     if as_json:
         typer.echo(
             json.dumps(

@@ -4,45 +4,36 @@ The demo config (config/demo.yaml) points every vendor host at the sandbox's usu
 it is re-pointed at the sandbox actually in use, given a fresh database unless told otherwise
 (probes left in flight by an earlier demo would be looked for in a sandbox that never saw them),
 and its secret references are filled with placeholders, which the sandbox accepts.
+
+``sandbox_config.py`` does the re-pointing, for this config and any other (``syncwatch
+simulate``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import tempfile
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 import structlog
 
 from syncwatch.clock import Clock
-from syncwatch.config import Config, config_from_data, secret_refs
+from syncwatch.config import Config
 from syncwatch.daemon import Tally
 from syncwatch.errors import SyncwatchError
 from syncwatch.incident_store import IncidentStore
 from syncwatch.runner import run_daemon, summarise_latency
 from syncwatch.sandbox.scenario import Scenario
+from syncwatch.sandbox_config import sandbox_config
 from syncwatch.store import Store
-from syncwatch.yamlfile import read_yaml
 
 log = structlog.get_logger("syncwatch.demo")
 
-DEMO_ORIGIN = "http://127.0.0.1:8900"
-"""Where config/demo.yaml expects the sandbox (``syncwatch sandbox``'s default address)."""
-URL_KEYS = ("base_url", "forms_url", "auth_url", "events_url")
-DEMO_SECRETS = {
-    "SYNCWATCH_DEMO_WEBHOOK_URL": "{origin}/webhook/demo",
-    "SYNCWATCH_DEMO_SLACK_WEBHOOK_URL": "{origin}/slack/services/T0DEMO000/B0DEMO000/demo",
-    "SYNCWATCH_DEMO_PAGERDUTY_ROUTING_KEY": "0123456789abcdef0123456789abcdef",
-}
-"""Placeholders for config/demo.yaml's notification secrets: the sandbox's own receivers (a
-PagerDuty routing key is 32 characters). Every other secret gets any non-empty value."""
 SIDES = ("hubspot", "marketo", "salesforce")
 """The sandbox's sides the demo's integrations touch, for "synthetic leads left"."""
 NAIVE_POLL_S = 10.0
@@ -54,31 +45,7 @@ def demo_config(
     path: Path, sandbox_origin: str, database: Path, listen: str | None = None
 ) -> Config:
     """config/demo.yaml, re-pointed at ``sandbox_origin`` and writing to ``database``."""
-    raw: Any = read_yaml(path)
-    if isinstance(raw, dict):
-        raw = {**raw, "database": str(database.resolve())}
-        if listen is not None:
-            raw["listen"] = listen
-        for section in ("accounts", "notifications"):
-            raw[section] = [_repoint(item, sandbox_origin) for item in raw.get(section, [])]
-    config = config_from_data(raw, path)
-    origin = sandbox_origin.rstrip("/")
-    for _, ref in secret_refs(config):
-        if ref.env is not None and not os.environ.get(ref.env, "").strip():
-            placeholder = DEMO_SECRETS.get(ref.env, f"sandbox-{ref.env.lower()}")
-            os.environ[ref.env] = placeholder.format(origin=origin)
-    return config
-
-
-def _repoint(account: Any, origin: str) -> Any:
-    if not isinstance(account, dict):
-        return account
-    moved = dict(account)
-    for key in URL_KEYS:
-        value = moved.get(key)
-        if isinstance(value, str) and value.startswith(DEMO_ORIGIN):
-            moved[key] = origin.rstrip("/") + value[len(DEMO_ORIGIN) :]
-    return moved
+    return sandbox_config(path, sandbox_origin, database, listen)
 
 
 @dataclass
@@ -204,9 +171,9 @@ def _count_incidents(report: DemoReport, incidents: IncidentStore, since: dateti
     report.notify_pending = len(messages) - report.notified
 
 
-def fresh_database() -> Path:
+def fresh_database(prefix: str = "syncwatch-demo-") -> Path:
     """A new database file in a new temporary directory (left for inspection)."""
-    return Path(tempfile.mkdtemp(prefix="syncwatch-demo-")) / "syncwatch.db"
+    return Path(tempfile.mkdtemp(prefix=prefix)) / "syncwatch.db"
 
 
 async def demo_session(

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from syncwatch.daemon import Tally
-from syncwatch.demo import DEMO_SECRETS, DemoReport, _count_incidents, demo_config
+from syncwatch.demo import DemoReport, _count_incidents, demo_config
 from syncwatch.incident_store import TRIGGER, IncidentStore, incident_json
 from syncwatch.incidents import PROBES, Observation, Policy, Track, observe
+from syncwatch.sandbox_config import DEMO_SECRETS
 from syncwatch.store import Store
 
 REPO = Path(__file__).resolve().parent.parent

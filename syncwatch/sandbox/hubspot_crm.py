@@ -121,7 +121,7 @@ class Contacts:
             query = parse_search(await read_json(request))
         except SearchError as exc:
             return self._invalid(str(exc))
-        live = (c for c in self.world.contacts.values() if c.archived_at is None)
+        live = self.world.live_contacts()
         matches = sorted((c for c in live if query.matches(c)), key=lambda c: int(c.id))
         end = query.offset + query.limit
         names = wanted_properties(query.properties)

@@ -43,10 +43,13 @@ Resource = Callable[[Request, str], Awaitable[Reply]]
 
 
 class ApiUsage:
-    """REST calls in the rolling 24 h window, in per-minute buckets so memory stays bounded."""
+    """REST calls in the rolling 24 h window, in per-minute buckets so memory stays bounded,
+    with their running total (every response reports it: summing the day's buckets each time
+    made the org's cost per call grow with the day)."""
 
     def __init__(self) -> None:
         self._buckets: deque[list[int]] = deque()  # [minute number, calls]
+        self._total = 0
 
     def record(self, now: datetime) -> None:
         minute = self._trim(now)
@@ -54,15 +57,16 @@ class ApiUsage:
             self._buckets[-1][1] += 1
         else:
             self._buckets.append([minute, 1])
+        self._total += 1
 
     def used(self, now: datetime) -> int:
         self._trim(now)
-        return sum(calls for _, calls in self._buckets)
+        return self._total
 
     def _trim(self, now: datetime) -> int:
         minute = int(now.timestamp()) // 60
         while self._buckets and self._buckets[0][0] <= minute - WINDOW_MINUTES:
-            self._buckets.popleft()
+            self._total -= self._buckets.popleft()[1]
         return minute
 
 

@@ -159,6 +159,9 @@ class World:
     #: one vendor (HubSpot's two hosts) shares one account; vendor modules own what is inside.
     vendor_state: dict[str, Any] = field(default_factory=dict)
     _live_by_email: dict[str, str] = field(default_factory=dict)
+    _live_contacts: dict[str, Contact] = field(default_factory=dict)
+    """Contacts not archived, by id in creation order: searches look at these, not at every
+    contact ever archived (clean-up archives each probe's; a simulated month keeps ~50,000)."""
     _contact_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(101))
     _lead_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(318581))
     _prospect_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(43108001))
@@ -180,6 +183,10 @@ class World:
     def is_synthetic(self, email: str) -> bool:
         return email.lower().endswith("@" + self.scenario.probe_domain.lower())
 
+    def live_contacts(self) -> list[Contact]:
+        """Every contact not archived, oldest first."""
+        return list(self._live_contacts.values())
+
     def contact_by_email(self, email: str) -> Contact | None:
         contact_id = self._live_by_email.get(email.lower())
         return self.contacts[contact_id] if contact_id else None
@@ -191,6 +198,7 @@ class World:
             return False
         contact.archived_at = self.clock.now()
         self._live_by_email.pop(contact.email.lower(), None)
+        self._live_contacts.pop(contact.id, None)
         return True
 
     def new_contact(
@@ -200,6 +208,7 @@ class World:
         now = created_at or self.clock.now()
         contact = Contact(str(next(self._contact_ids)), dict(properties), now, now, origin)
         self.contacts[contact.id] = contact
+        self._live_contacts[contact.id] = contact
         if contact.email:
             self._live_by_email[contact.email.lower()] = contact.id
         return contact
