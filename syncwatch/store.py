@@ -8,9 +8,10 @@ clear message instead of being "migrated" into garbage. Migrations only go forwa
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -243,15 +244,26 @@ class Store:
 
     def __init__(self, db: sqlite_utils.Database, path: str) -> None:
         self.db = db
+        self.conn: sqlite3.Connection = db.conn
+        """The plain connection the write path uses (sqlite-utils' ``atomic`` and ``execute``
+        wrap each statement in savepoints and checks that a single insert does not need)."""
         self.path = path
         self._column_cache: dict[str, frozenset[str]] = {}
+        self._sql: dict[tuple[str, tuple[str, ...]], str] = {}
         self._quota: dict[tuple[str, str], QuotaReading] = {}
         self._recent: dict[str, dict[int, int]] = {}
         """Calls per account per minute (minutes since the epoch), the last RECENT_CALLS."""
+        self._recent_total: dict[str, int] = {}
+        self._recent_oldest: dict[str, int] = {}
+        """Per account: every call in ``_recent``, and a minute no kept one is older than."""
 
     @classmethod
-    def open(cls, path: Path | str) -> Store:
-        """Open (creating if absent) and migrate the database at ``path``; ``:memory:`` works."""
+    def open(cls, path: Path | str, *, throwaway: bool = False) -> Store:
+        """Open (creating if absent) and migrate the database at ``path``; ``:memory:`` works.
+
+        ``throwaway`` (a simulation's database) never waits for the disk: no fsync even at WAL
+        checkpoints. What is written, and when it is committed, is the same; only an OS crash
+        could lose or corrupt the file, which a rerun of the simulation recreates."""
         name = str(path)
         try:
             db = sqlite_utils.Database(sqlite3.connect(name, timeout=10.0))
@@ -259,14 +271,15 @@ class Store:
             raise StoreError(f"{name}: cannot open the database: {exc}") from exc
         try:
             db.execute("PRAGMA foreign_keys = ON")
+            store = cls(db, name)
+            store._check_ownership()  # before WAL: another application's file is left untouched
             if name != ":memory:":
                 db.enable_wal()
                 # With WAL, NORMAL syncs at checkpoints, not on every commit: a crash of the
                 # process (SIGKILL included) loses nothing committed; only an OS crash or power
                 # loss may lose the last transactions. Per-commit fsyncs would cost a disk flush
                 # per probe transition and per API call.
-                db.execute("PRAGMA synchronous = NORMAL")
-            store = cls(db, name)
+                db.execute(f"PRAGMA synchronous = {'OFF' if throwaway else 'NORMAL'}")
             store._migrate()
             store._load_quota()
             store._load_recent()
@@ -275,7 +288,9 @@ class Store:
             raise
         except sqlite3.DatabaseError as exc:
             db.close()
-            raise StoreVersionError(f"{name}: not a syncwatch database ({exc})") from exc
+            raise StoreVersionError(
+                f"{name}: damaged, or not a syncwatch database ({exc})"
+            ) from exc
         return store
 
     def close(self) -> None:
@@ -288,7 +303,8 @@ class Store:
     def _pragma(self, name: str) -> Any:
         return self.db.execute(f"PRAGMA {name}").fetchone()[0]
 
-    def _migrate(self) -> None:
+    def _check_ownership(self) -> None:
+        """Refuse a file that is another application's, or a newer syncwatch's, unchanged."""
         version, app_id = self.schema_version, int(self._pragma("application_id"))
         if app_id != APPLICATION_ID and (version or app_id or self.db.table_names()):
             raise StoreVersionError(
@@ -300,29 +316,59 @@ class Store:
                 f"{self.path}: written by a newer syncwatch (schema {version}; this build "
                 f"knows up to {SCHEMA_VERSION}); upgrade syncwatch or use another file"
             )
-        for target in range(version, SCHEMA_VERSION):
+
+    def _migrate(self) -> None:
+        for target in range(self.schema_version, SCHEMA_VERSION):
             with self.db.atomic():
                 MIGRATIONS[target](self.db)
                 self.db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 self.db.execute(f"PRAGMA user_version = {target + 1}")
 
+    # -- writing --------------------------------------------------------------------------
+    #
+    # Every write method commits before it returns: a probe is on disk before its inject call
+    # is sent, each lifecycle transition is on disk before the next step acts on it, and an API
+    # call's row and the quota figures it reported are committed together. With WAL and
+    # synchronous=NORMAL a commit is a write to the log, no fsync: a killed process loses
+    # nothing a write method returned from (an OS crash may lose the last few).
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """Commit what the block writes, or roll it back; inside a transaction someone else
+        opened (``db.atomic()``), join it and leave the commit to its owner."""
+        if self.conn.in_transaction:
+            yield self.conn
+            return
+        try:
+            with self.conn:  # sqlite3: commit on success, roll back on an exception
+                yield self.conn
+        except sqlite3.IntegrityError:
+            raise  # a caller's mistake, which it names (record_call)
+        except sqlite3.Error as exc:  # disk full, read-only, damaged: translated here, once
+            raise StoreError(f"{self.path}: cannot write: {exc}") from exc
+
     # -- probes ---------------------------------------------------------------------------
 
     def insert_probe(self, probe: Mapping[str, Any]) -> None:
         """Persist a new probe before anything is sent, so a crash can never forget it."""
-        self._insert("probes", probe)
+        with self._transaction():
+            self._insert("probes", probe)
 
     def _insert(self, table: str, values: Mapping[str, Any]) -> None:
-        """One row, by plain SQL: sqlite-utils' ``insert`` re-reads the schema on every call,
-        which was most of the store's cost per probe (bench/RESULTS.md)."""
+        """One row, by plain SQL on the plain connection, inside the caller's transaction:
+        sqlite-utils' ``insert`` re-reads the schema on every call, which was most of the
+        store's cost per probe (bench/RESULTS.md)."""
         row = _encode(values)
-        unknown = set(row) - self._columns(table)
-        if unknown:
-            raise StoreError(f"{table} has no column(s) {sorted(unknown)}")
-        names = ", ".join(f"[{column}]" for column in row)
-        marks = ", ".join("?" for _ in row)
-        with self.db.atomic():
-            self.db.execute(f"INSERT INTO {table} ({names}) VALUES ({marks})", list(row.values()))
+        names = tuple(row)
+        sql = self._sql.get((table, names))
+        if sql is None:
+            unknown = set(row) - self._columns(table)
+            if unknown:
+                raise StoreError(f"{table} has no column(s) {sorted(unknown)}")
+            columns = ", ".join(f"[{column}]" for column in names)
+            marks = ", ".join("?" for _ in names)
+            sql = self._sql[table, names] = f"INSERT INTO {table} ({columns}) VALUES ({marks})"
+        self.conn.execute(sql, list(row.values()))
 
     def _load_quota(self) -> None:
         rows = self.db.query("SELECT * FROM quota_latest")
@@ -336,18 +382,19 @@ class Store:
 
     def update_probe(self, probe_id: str, **changes: Any) -> None:
         """Record one lifecycle transition; every transition is committed at once."""
-        unknown = set(changes) - self.probe_columns()
-        if unknown or not changes:
-            raise StoreError(f"cannot update probe columns {sorted(unknown) or '(none)'}")
-        with self.db.atomic():
-            cursor = self.db.execute(
-                "UPDATE probes SET "
-                + ", ".join(f"[{column}] = ?" for column in changes)
-                + " WHERE probe_id = ?",
-                [*_encode(changes).values(), probe_id],
-            )
-        if cursor.rowcount != 1:
-            raise StoreError(f"no probe {probe_id!r} to update")
+        names = tuple(changes)
+        sql = self._sql.get(("probes=", names))
+        if sql is None:
+            unknown = set(changes) - self._columns("probes")
+            if unknown or not changes:
+                raise StoreError(f"cannot update probe columns {sorted(unknown) or '(none)'}")
+            assignments = ", ".join(f"[{column}] = ?" for column in names)
+            sql = f"UPDATE probes SET {assignments} WHERE probe_id = ?"
+            self._sql["probes=", names] = sql
+        with self._transaction() as conn:
+            cursor = conn.execute(sql, [*_encode(changes).values(), probe_id])
+            if cursor.rowcount != 1:
+                raise StoreError(f"no probe {probe_id!r} to update")
 
     def probe_columns(self) -> set[str]:
         return set(self._columns("probes"))
@@ -378,18 +425,20 @@ class Store:
             readings.insert(
                 0, QuotaReading(call.account, window, call.vendor, used, limit, call.at)
             )
+        # The call was made whether or not it can be written: the guard must count it.
+        self._count_recent(call)
         try:
-            with self.db.atomic():
-                self._insert("api_calls", asdict(call))
+            with self._transaction():
+                # Field by field, not ``asdict``: it deep-copies every value, once per call.
+                self._insert("api_calls", {name: getattr(call, name) for name in _CALL_FIELDS})
                 for reading in readings:
                     self._save_quota(reading)
         except sqlite3.IntegrityError as exc:
             raise StoreError(f"cannot record {call.operation} call: {exc}") from exc
         self._remember_quota(readings)
-        self._count_recent(call)
 
     def save_quota(self, reading: QuotaReading) -> None:
-        with self.db.atomic():
+        with self._transaction():
             self._save_quota(reading)
         self._remember_quota([reading])
 
@@ -405,7 +454,7 @@ class Store:
     def _save_quota(self, reading: QuotaReading) -> None:
         """Keep the newest figure: a reading older than the one stored changes nothing."""
         row = _encode(asdict(reading))
-        self.db.execute(
+        self.conn.execute(
             "INSERT INTO quota_latest (account, window, vendor, used, quota_limit, observed_at) "
             "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account, window) DO UPDATE SET "
             "vendor = excluded.vendor, used = excluded.used, quota_limit = excluded.quota_limit, "
@@ -492,16 +541,25 @@ class Store:
         SQL each time grew with the day's calls. Whole minutes count, so the figure can only
         err high (the guard's safe side). Windows older than ``RECENT_CALLS`` are not kept."""
         first = _minute(since)
-        return sum(n for minute, n in self._recent.get(account, {}).items() if minute >= first)
+        minutes = self._recent.get(account)
+        if not minutes:
+            return 0
+        # The kept total less the minutes before ``first``: for the guard's trailing day that is
+        # the hour or two kept beyond it, not the whole day's minutes on every probe.
+        older = range(self._recent_oldest[account], first)
+        return self._recent_total[account] - sum(minutes.get(m, 0) for m in older)
 
     def _count_recent(self, call: ApiCall) -> None:
-        minutes = self._recent.setdefault(call.account, {})
-        minute = _minute(call.at)
+        account, minute = call.account, _minute(call.at)
+        minutes = self._recent.setdefault(account, {})
         minutes[minute] = minutes.get(minute, 0) + 1
+        self._recent_total[account] = self._recent_total.get(account, 0) + 1
+        self._recent_oldest[account] = min(self._recent_oldest.get(account, minute), minute)
         if len(minutes) > RECENT_CALLS_MINUTES + 60:  # amortised: prune once an hour's worth
             oldest = minute - RECENT_CALLS_MINUTES
             for old in [m for m in minutes if m < oldest]:
-                del minutes[old]
+                self._recent_total[account] -= minutes.pop(old)
+            self._recent_oldest[account] = max(self._recent_oldest[account], oldest)
 
     def _load_recent(self) -> None:
         """The last ``RECENT_CALLS`` of calls per account and minute, once at open (counted
@@ -519,6 +577,8 @@ class Store:
         for account, minute_text, count in rows:
             minute = _minute(datetime.strptime(minute_text, "%Y-%m-%dT%H:%M").replace(tzinfo=UTC))
             self._recent.setdefault(account, {})[minute] = int(count)
+        self._recent_total = {a: sum(minutes.values()) for a, minutes in self._recent.items()}
+        self._recent_oldest = {a: min(minutes) for a, minutes in self._recent.items()}
 
     def count_calls(self, account: str, since: datetime, until: datetime) -> int:
         """Our own calls to an account in a window: what the monitor itself cost."""
@@ -528,6 +588,8 @@ class Store:
         ).fetchone()
         return int(row[0])
 
+
+_CALL_FIELDS = tuple(f.name for f in fields(ApiCall))
 
 RECENT_CALLS = timedelta(hours=25)
 """How far back ``calls_since`` can count: the guard's trailing day, and an hour to spare."""

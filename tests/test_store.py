@@ -111,7 +111,9 @@ def test_a_file_that_is_not_sqlite_is_refused(tmp_path: Path) -> None:
     """Garbage bytes give a clear error, not a traceback from deep inside sqlite3."""
     path = tmp_path / "garbage.db"
     path.write_bytes(b"this is not a database at all, just text" * 100)
-    with pytest.raises(StoreVersionError, match=r"garbage\.db: not a syncwatch database"):
+    with pytest.raises(
+        StoreVersionError, match=r"garbage\.db: damaged, or not a syncwatch database"
+    ):
         Store.open(path)
 
 
@@ -150,6 +152,27 @@ def test_updating_an_unknown_probe_or_column_fails_loudly() -> None:
         store.update_probe("nope", state="in_flight")
     with pytest.raises(StoreError, match="statee"):
         store.update_probe("p1", statee="in_flight")
+
+
+def test_a_write_the_disk_refuses_is_a_store_error_and_the_call_still_counts(
+    tmp_path: Path,
+) -> None:
+    """Disk full or read-only: one StoreError naming the file, nothing half-written, and the
+    quota guard still counts the call that was made (it cost the vendor's quota all the same)."""
+    store = Store.open(tmp_path / "syncwatch.db")
+    store.db.execute("PRAGMA query_only = ON")
+    call = ApiCall(T0, "hubspot", "hs-prod", "forms.submit", 200, 0.3)
+    with pytest.raises(StoreError, match=r"syncwatch\.db: cannot write: .*readonly"):
+        store.record_call(call)
+    assert store.calls_since("hs-prod", T0 - timedelta(hours=1)) == 1
+    with pytest.raises(StoreError, match="cannot write"):
+        store.insert_probe(
+            {"probe_id": "p", "integration": "i", "template": "t", "email": "e",
+             "state": "scheduled", "scheduled_at": T0}
+        )  # fmt: skip
+    store.db.execute("PRAGMA query_only = OFF")
+    assert store.get_probe("p") is None and list(store.calls()) == []
+    store.close()
 
 
 def test_calls_keep_the_latest_quota_per_account_and_window() -> None:
@@ -254,3 +277,24 @@ def test_only_store_times_are_read_as_times(text: str) -> None:
     """from_db_time reads exactly what to_db_time writes, nothing more lenient."""
     with pytest.raises(ValueError):
         from_db_time(text)
+
+
+def test_calls_since_stays_exact_across_pruning_and_late_minutes(tmp_path: Path) -> None:
+    """Three days of calls every 7 minutes, a few recorded late (an earlier minute than the call
+    before): the in-memory count, kept as a running total less the minutes before ``since``,
+    matches a count over the kept minutes at every point, through the hourly pruning."""
+    store = Store.open(tmp_path / "s.db")
+    kept: dict[int, int] = {}
+    for step in range(3 * 24 * 60 // 7):
+        at = T0 + timedelta(minutes=7 * step - (3 if step % 11 == 0 else 0))
+        store.record_call(ApiCall(at, "salesforce", "sf", "query", 200, 0.1))
+        minute = int(at.timestamp() // 60)
+        kept[minute] = kept.get(minute, 0) + 1
+        if step % 50 == 0:
+            newest = max(kept)
+            kept = {m: n for m, n in kept.items() if m >= newest - 25 * 60}
+            for hours in (0, 1, 12, 24):
+                since = at - timedelta(hours=hours)
+                first = int(since.timestamp() // 60)
+                expected = sum(n for m, n in kept.items() if m >= first)
+                assert store.calls_since("sf", since) == expected, (step, hours)
