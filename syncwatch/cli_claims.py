@@ -4,7 +4,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
+from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -114,12 +117,28 @@ def _config_and_store(config: Path) -> tuple[Config, Store]:
         loaded = load_config(config)
     except ConfigError as exc:
         raise fail(exc.problems) from None
-    if not loaded.database.exists():
-        raise fail([f"{loaded.database}: no database yet (has `syncwatch run` been started?)"])
+    database = loaded.database
+    if not database.exists() or (database.is_file() and database.stat().st_size == 0):
+        # A zero-length file is an empty SQLite database: opening it would write our schema
+        # into a file a read-only command was only asked to read.
+        raise fail([f"{database}: no database yet (has `syncwatch run` been started?)"])
     try:
-        return loaded, Store.open(loaded.database)
+        return loaded, Store.open(database)
     except StoreError as exc:
         raise fail([str(exc)]) from None
+
+
+@contextlib.contextmanager
+def reading(store: Store) -> Iterator[None]:
+    """Reads from an opened store; a damaged page found on the way (the file opened, but a
+    table or index is corrupt) exits 2 naming the file, and the store is closed either way."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        problem = f"{store.path}: cannot read the database: {exc} (is the file damaged?)"
+        raise fail([problem]) from None
+    finally:
+        store.close()
 
 
 def _write(text: str, output: Path | None) -> None:
@@ -151,13 +170,11 @@ def export_events(
 
     check_month(month)
     loaded, store = _config_and_store(config)
-    try:
+    with reading(store):
         since, until = evidence_window(loaded.contracts, month)
         text = "".join(event_lines(stored_events(store, since, until)))
         folds = stored_folds(store, loaded.contracts, month)
         text += "".join(fold_line(f) for months in folds.values() for f in months.values())
-    finally:
-        store.close()
     _write(text, output)
 
 
@@ -182,12 +199,11 @@ def report_credits(
 
     check_month(month)
     loaded, store = _config_and_store(config)
-    try:
-        claims = build_claims(loaded, store, month)
-    except FoldTermsChanged as exc:
-        raise fail([f"{config}: {exc}"]) from None
-    finally:
-        store.close()
+    with reading(store):
+        try:
+            claims = build_claims(loaded, store, month)
+        except FoldTermsChanged as exc:
+            raise fail([f"{config}: {exc}"]) from None
     if output_format is ReportFormat.csv:
         text = render_csv(claims)
     elif output_format is ReportFormat.json:
@@ -229,8 +245,6 @@ def report_scorecard(
     except ValueError as exc:
         raise fail([f"--week: {exc}"]) from None
     loaded, store = _config_and_store(config)
-    try:
+    with reading(store):
         card = load_scorecard(loaded, store, parsed, RealClock().now())
-    finally:
-        store.close()
     _write(RENDERERS[output_format](card), output)

@@ -13,10 +13,12 @@ import asyncio
 import contextlib
 import random
 import signal
+import sqlite3
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import structlog
@@ -54,9 +56,13 @@ SLA_REFRESH_S = 300.0
 """How often the month-to-date uptime and credit gauges are recomputed (served from cache)."""
 RETENTION_EVERY_S = 3600.0
 """Retention runs at start and hourly: each run has at most an hour of raw events to fold."""
+OVERDUE_EVERY_S = 10.0
+"""How often ``syncwatch_probes_overdue`` is recounted (the poll loop wakes on every launch)."""
 POLL_JITTER_S = 1.0
 """Ticks are spread by up to a second: no thundering herd, and Date headers sampled at varied
 sub-second phases let the clock-offset bounds narrow (see ``http.ClockOffset``)."""
+LOOP_LAG_EVERY_S = 0.5
+"""How often the event loop's lag is sampled (``syncwatch_event_loop_lag_seconds``)."""
 
 
 @dataclass
@@ -85,6 +91,10 @@ class Daemon:
     """None: real sockets. Tests pass an ``ASGITransport`` into the sandbox."""
     rng: random.Random = field(default_factory=random.Random)
     serve_http: bool = True
+    offload: Callable[..., Awaitable[Any]] = asyncio.to_thread
+    """Runs CPU-bound work (the month-to-date figures) off the event loop. A simulation, where
+    nothing waits in real time, runs it inline: a worker thread there only adds GIL contention
+    (about a tenth of a simulated day's cost). Same work, same figures, either way."""
     tally: Tally = field(default_factory=Tally)
     network: NetworkHealth = field(default_factory=NetworkHealth)
     metrics: Metrics = field(init=False)
@@ -111,6 +121,7 @@ class Daemon:
             self.metrics,
             transport=self.transport,
             rng=random.Random(hash(self.rng.getstate())),  # seeded, without consuming a draw
+            on_store_error=self._store_failed,
         )
         self.incident_log = IncidentLog(
             self.config,
@@ -118,6 +129,7 @@ class Daemon:
             self.metrics,
             self.adapters.daily_windows,
             on_queued=self.notifier.wake,
+            on_store_error=self._store_failed,
         )
         self.engine.on_result = self._probe_result
         self._limit = asyncio.Semaphore(MAX_CONCURRENCY)
@@ -145,11 +157,27 @@ class Daemon:
         self.metrics.call_recorded(call, other_windows)
         try:
             self.store.record_call(call, other_windows)
-        except (StoreError, OSError) as exc:
-            self.health.store_failed(str(exc))
-            log.error("cannot record an API call", error=str(exc))
+        except (StoreError, OSError, sqlite3.Error) as exc:
+            self._store_failed("record an API call", exc)
         else:
-            self.health.store_ok()
+            self._store_ok()
+
+    def _store_failed(self, what: str, exc: Exception) -> None:
+        """A write failed: /readyz says so at once; the log says so once per outage (a full
+        disk fails every probe's writes, and one line says it as well as a thousand)."""
+        error = str(exc) or type(exc).__name__
+        if self.health.store_failed(error):
+            log.error(
+                "store not writable; probing goes on and /readyz fails until a write succeeds",
+                step=what,
+                error=error,
+            )
+        else:
+            log.debug("store still not writable", step=what, error=error)
+
+    def _store_ok(self) -> None:
+        if self.health.store_ok():
+            log.info("store writable again")
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -184,7 +212,7 @@ class Daemon:
         )
         await self._guarded("start-up sweep", self.engine.cleaner.sweep)
         if self.health.store_error is None:  # opened and resumed, and no write has failed yet
-            self.health.store_ok()
+            self._store_ok()
         self.health.tick()
 
     async def run(self, stop: asyncio.Event, drain_s: float = 0.0) -> Tally:
@@ -206,6 +234,7 @@ class Daemon:
             self._sla_loop(),
             self._retention_loop(),
             self.notifier.run(),
+            self._loop_lag_loop(),
         ]
         if self.config.self_check_url:
             loops.append(self._self_check_loop(str(self.config.self_check_url)))
@@ -277,10 +306,13 @@ class Daemon:
 
     async def _poll_loop(self) -> None:
         """One loop for every destination: each is queried when its earliest probe is due."""
+        overdue_counted_until = self.clock.now()
         while True:
             self.health.tick()
             now, wake = self.clock.now(), self.clock.now() + timedelta(seconds=IDLE_WAKE_S)
-            self.metrics.set_overdue(self.engine.overdue(now))
+            if now >= overdue_counted_until:  # a scan of every probe in flight: not per launch
+                self.metrics.set_overdue(self.engine.overdue(now))
+                overdue_counted_until = now + timedelta(seconds=OVERDUE_EVERY_S)
             for key in self.adapters.destinations:
                 due = self.engine.next_poll_at(key)
                 if due is None or key in self._polls:
@@ -330,7 +362,9 @@ class Daemon:
     async def _refresh_sla(self) -> None:
         now = self.clock.now()
         events = self.month_to_date.read(self.store, now)  # the store's thread: this loop
-        figures = await asyncio.to_thread(self.month_to_date.compute, events, now)
+        figures: dict[str, tuple[float | None, float | None]] = await self.offload(
+            self.month_to_date.compute, events, now
+        )
         for contract, (uptime, credit) in figures.items():
             self.metrics.set_contract_figures(contract, uptime, credit)
 
@@ -350,6 +384,18 @@ class Daemon:
                 rollups_expired=done.rollups_expired,
                 raw_kept_from=done.cutoff.isoformat() if done.cutoff else None,
             )
+
+    async def _loop_lag_loop(self) -> None:
+        """How late the event loop wakes a sleeper: work that hogs the loop delays every probe,
+        every API timing and every scrape by as much.
+
+        Measured on the event loop's own clock, not the injected one: lag is a property of this
+        process's loop in real time, and a virtual clock has none to measure."""
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            await asyncio.sleep(LOOP_LAG_EVERY_S)
+            self.metrics.loop_lag_observed(loop.time() - started - LOOP_LAG_EVERY_S)
 
     async def _self_check_loop(self, url: str) -> None:
         """Our own network: while it fails, transport errors are ours, not the vendor's.
@@ -384,9 +430,8 @@ class Daemon:
             await step()
         except asyncio.CancelledError:
             raise
-        except StoreError as exc:
-            self.health.store_failed(str(exc))
-            log.error("store failure", step=what, error=str(exc))
+        except (StoreError, sqlite3.Error) as exc:  # sqlite3's own: a full disk, read-only
+            self._store_failed(what, exc)
         except SyncwatchError as exc:
             log.error("step failed", step=what, error=str(exc))
         except Exception:

@@ -54,6 +54,11 @@ DEFAULT_CALL_TIMEOUT_S = 30.0
 MAX_ATTEMPTS = 3
 MAX_RETRY_WAIT_S = 60.0
 """A ``Retry-After`` longer than this is not waited for: the probe fails now and says why."""
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+"""A response body (decoded) longer than this is refused unread as ``malformed``. The largest
+documented answers the adapters ask for are pages of a few thousand records (Dataverse's 5,000,
+SOQL's 2,000), a few MB at most; without a bound a broken proxy streaming forever would hold
+all of it in memory."""
 
 
 class _RedactStdlibRecord(logging.Filter):
@@ -286,13 +291,35 @@ class AccountHttp:
         try:
             async with self._slot():
                 return await within(
-                    self.clock, self.call_timeout_s, self.client.request(method, url, **kwargs)
+                    self.clock, self.call_timeout_s, self._fetch(method, url, kwargs)
                 )
         except httpx.DecodingError as exc:
             what = "body does not match its content encoding"
             raise MalformedResponse(self._describe(what, exc)) from exc
         except (TimeoutError, httpx.RequestError) as exc:
             raise await self._translate(exc) from exc
+
+    async def _fetch(self, method: str, url: str, kwargs: dict[str, Any]) -> httpx.Response:
+        """Send, and read the body up to ``MAX_RESPONSE_BYTES``; past that, stop reading."""
+        response = await self.client.send(
+            self.client.build_request(method, url, **kwargs), stream=True
+        )
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > MAX_RESPONSE_BYTES:
+                    raise MalformedResponse(
+                        f"{self.vendor} {self.account}: the answer is longer than "
+                        f"{MAX_RESPONSE_BYTES} bytes; not read further",
+                        status=response.status_code,
+                    )
+                chunks.append(chunk)
+        finally:
+            await response.aclose()
+        response._content = b"".join(chunks)  # what ``aread`` would have set
+        return response
 
     async def _translate(self, exc: Exception) -> VendorError:
         """A transport failure's class: ours (DNS, TLS, self-check failing) or the vendor's."""
@@ -361,7 +388,7 @@ class AccountHttp:
             vendor=self.vendor,
             account=self.account,
             operation=operation,
-            status=response.status_code if response is not None else None,
+            status=response.status_code if response is not None else _status_of(error),
             duration_s=round(max(duration_s, 0.0), 6),
             error_class=error.error_class if error is not None else None,
             integration=context.integration,
@@ -391,6 +418,11 @@ async def within(clock: Clock, seconds: float, request: Any) -> httpx.Response:
                 pending.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await pending
+
+
+def _status_of(error: VendorError | None) -> int | None:
+    """The HTTP status an error saw when its response was not kept (one too long to read)."""
+    return error.status if isinstance(error, MalformedResponse) else None
 
 
 def _our_side(exc: httpx.ConnectError) -> bool:

@@ -64,6 +64,7 @@ class IncidentLog:
         metrics: Metrics,
         daily_windows: dict[str, str],
         on_queued: Callable[[], None] = lambda: None,
+        on_store_error: Callable[[str, Exception], None] | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -72,6 +73,9 @@ class IncidentLog:
         self.daily_windows = daily_windows
         self.on_queued = on_queued
         """Called after notifications are queued: the notifier wakes up."""
+        self.on_store_error = on_store_error
+        """Told of a write that failed (the daemon logs a store outage once, and /readyz
+        fails); None logs each failure here."""
         self.policy = Policy(config.incidents.confirm, config.incidents.recover)
         self.runbook_base = own_runbook_base(config)
         self.targets = [target.name for target in config.notifications]
@@ -105,7 +109,10 @@ class IncidentLog:
         try:
             self.incidents.apply(step, messages)
         except (StoreError, OSError, sqlite3.Error) as exc:
-            log.error("cannot record an incident observation", error=str(exc), **_context(step))
+            if self.on_store_error is not None:
+                self.on_store_error("record an incident observation", exc)
+            else:
+                log.error("cannot record an incident observation", error=str(exc), **_context(step))
             return None
         self.tracks[key] = step.track
         self._count(step)

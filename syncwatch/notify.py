@@ -56,9 +56,9 @@ from __future__ import annotations
 import asyncio
 import random
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -91,6 +91,8 @@ MIN_RETRY_S = 1.0
 ESCALATE_EVERY = 5
 MAX_IDLE_S = 30.0
 """``run`` looks at the outbox at least this often, even if nobody calls ``wake``."""
+OUTBOX_RETRY_S = 10.0
+"""While the outbox cannot be written, rounds are this far apart (not one a second)."""
 WAKE_SLACK_S = 0.001
 """Wake just after a retry falls due: float rounding must never wake the loop a hair early."""
 PD_SUMMARY_MAX = 1024
@@ -259,8 +261,11 @@ class Notifier:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         rng: random.Random | None = None,
+        on_store_error: Callable[[str, Exception], None] | None = None,
     ) -> None:
-        """``transport`` None uses the network; tests and simulations pass the sandbox's."""
+        """``transport`` None uses the network; tests and simulations pass the sandbox's.
+        ``on_store_error`` is told of each outbox read or write that failed (the daemon logs
+        a store outage once); None logs the first failure of each round here."""
         self.incidents = incidents
         self.clock = clock
         self.metrics = metrics
@@ -271,6 +276,13 @@ class Notifier:
         self._orphans: set[str] = set()
         self._nothing_pending = False
         """Set by the last count of the outbox; cleared by ``wake``."""
+        self.on_store_error = on_store_error
+        self._store_failing = False
+        """An outbox read or write failed this round."""
+        self._delivered: dict[int, datetime] = {}
+        """Messages sent whose delivery the outbox could not record yet: never sent again."""
+        self._next_try: dict[int, datetime] = {}
+        """Failed messages whose next attempt the outbox could not record yet."""
 
     def wake(self) -> None:
         """New messages are queued: deliver now rather than at the next look."""
@@ -288,6 +300,8 @@ class Notifier:
             try:
                 await self.deliver_due()
                 pause = self._pause_s()
+                if self._store_failing:
+                    pause = max(pause, OUTBOX_RETRY_S)
             except Exception:  # the loop must outlive any one bad round
                 log.exception("notification round failed")
                 pause = MAX_IDLE_S
@@ -298,6 +312,7 @@ class Notifier:
 
         When the last look found nothing queued and nobody has woken us since, one count of
         the outbox stands for the whole round: an idle daemon reads one row a look."""
+        self._store_failing = False
         if self._nothing_pending and not self._count():
             return 0
         counts = await asyncio.gather(*(self._drain(name) for name in self.targets))
@@ -310,8 +325,16 @@ class Notifier:
             self._account()
         except (StoreError, sqlite3.Error) as exc:
             self._nothing_pending = False  # unknown: keep looking on the timer
-            log.error("cannot read the notification outbox", error=REDACTOR.text(str(exc)))
+            self._store_trouble("read the notification outbox", exc)
         return not self._nothing_pending
+
+    def _store_trouble(self, what: str, exc: Exception) -> None:
+        first = not self._store_failing
+        self._store_failing = True
+        if self.on_store_error is not None:
+            self.on_store_error(what, exc)
+        elif first:
+            log.error(f"cannot {what}", error=REDACTOR.text(str(exc)))
 
     async def _drain(self, name: str) -> int:
         """One target's queue, oldest first, until a failure or nothing is due."""
@@ -319,31 +342,47 @@ class Notifier:
         try:
             while (message := self._due_head(name)) is not None and message.id != last:
                 last = message.id
+                if message.id in self._delivered:  # sent before; only its record failed
+                    self._record_delivery(message.id)
+                    continue
                 if not await self._attempt(self.targets[name], message):
                     break
                 delivered += 1
         except (StoreError, sqlite3.Error) as exc:
-            log.error("notification outbox unavailable", target=name, error=REDACTOR.text(str(exc)))
+            self._store_trouble("write the notification outbox", exc)
         return delivered
 
     def _due_head(self, name: str) -> OutboxMessage | None:
         heads = self.incidents.outbox_heads([name])
-        if heads and heads[0].next_attempt_at <= self.clock.now():
+        if heads and self._due_at(heads[0]) <= self.clock.now():
             return heads[0]
         return None
+
+    def _due_at(self, message: OutboxMessage) -> datetime:
+        """The next attempt, as recorded or, when recording failed, as decided in memory."""
+        return max(message.next_attempt_at, self._next_try.get(message.id, message.next_attempt_at))
+
+    def _record_delivery(self, message_id: int) -> None:
+        self.incidents.outbox_delivered(message_id, self._delivered[message_id])
+        del self._delivered[message_id]
 
     async def _attempt(self, target: Target, message: OutboxMessage) -> bool:
         """Send one message and record the result; True when it was delivered."""
         bound = log.bind(target=target.name, incident=message.incident, event=message.event)
         outcome = await self._send(target, message)
         now, attempts = self.clock.now(), message.attempts + 1
+        self._next_try.pop(message.id, None)
         if outcome.ok:
-            self.incidents.outbox_delivered(message.id, now)
+            self._delivered[message.id] = now  # if the outbox cannot record it, still sent once
             bound.info("notification delivered", attempts=attempts)
+            self._record_delivery(message.id)
             return True
         jitter = self.rng.uniform(-JITTER, JITTER)
         delay = retry_delay_s(message.attempts, jitter, outcome.retry_after_s)
-        self.incidents.outbox_failed(message.id, outcome.error, now + timedelta(seconds=delay))
+        retry_at = now + timedelta(seconds=delay)
+        self._next_try[message.id] = retry_at
+        self.incidents.outbox_failed(message.id, outcome.error, retry_at)
+        del self._next_try[message.id]
         report = bound.error if attempts % ESCALATE_EVERY == 0 else bound.warning
         report(
             "notification failed",
@@ -388,10 +427,14 @@ class Notifier:
         """Until the earliest retry among the targets' heads, within [1 s, MAX_IDLE_S]."""
         if self._nothing_pending:
             return MAX_IDLE_S
-        heads = self.incidents.outbox_heads(self.targets)
+        try:
+            heads = self.incidents.outbox_heads(self.targets)
+        except (StoreError, sqlite3.Error) as exc:
+            self._store_trouble("read the notification outbox", exc)
+            return OUTBOX_RETRY_S
         if not heads:
             return MAX_IDLE_S
-        earliest = min(message.next_attempt_at for message in heads)
+        earliest = min(self._due_at(message) for message in heads)
         seconds = (earliest - self.clock.now()).total_seconds() + WAKE_SLACK_S
         return min(max(seconds, MIN_RETRY_S), MAX_IDLE_S)
 

@@ -14,9 +14,11 @@ from datetime import timedelta
 from syncwatch.events import QuotaFigure
 
 READING_TRUSTED_FOR = timedelta(hours=1)
-"""A daily figure older than this says nothing about now. While the guard skips probes nothing
-refreshes an account's figure; after this long one probe may run (about three calls an hour) to
-learn whether the allowance has recovered, and the ``quota_low`` check stops judging by it."""
+"""A daily figure's *remaining* count older than this says nothing about now. While the guard
+skips probes nothing refreshes an account's figure; after this long the reserve no longer holds
+probes back, so one probe may run (about three calls an hour) to learn whether the allowance
+has recovered, and the ``quota_low`` check stops judging by it. The *limit* stays known: the
+monitor's own share of it is counted from its own calls, which are never stale."""
 
 _DIGITS = re.compile(r"[0-9]+")
 _PARDOT_USAGE = re.compile(r"\s*([0-9]+)\s*(?:/\s*([0-9]+)\s*)?")
@@ -97,24 +99,32 @@ def guard_verdict(
     daily: QuotaFigure | None,
     own_calls_today: int,
     probe_cost: float,
+    committed: float = 0.0,
+    remaining_known: bool = True,
 ) -> str | None:
     """Why a probe must be skipped now, or None when it may run.
 
     ``daily`` is the account's latest daily figure (None before the first response told us);
     ``own_calls_today`` the monitor's own calls in the trailing 24 hours, which is never less
     than its calls since the vendor's reset, so the guard errs on the safe side; ``probe_cost``
-    the calls one more probe is expected to spend on this account.
+    the calls one more probe is expected to spend on this account; ``committed`` the calls
+    already bound to be made (polls and deletes of the probes in flight, housekeeping), which
+    the share must leave room for. With ``remaining_known`` False (a stale figure) only the
+    share is checked: its limit still holds.
     """
     if daily is None:
         return None
-    if daily.remaining < reserve:
+    if remaining_known and daily.remaining < reserve:
         return (
             f"{daily.remaining} calls left of {daily.limit} today, under the reserve of {reserve}"
         )
     budget = max_share * daily.limit
-    if own_calls_today + probe_cost > budget:
+    if own_calls_today + committed + probe_cost > budget:
+        held = (
+            f", {committed:g} more held for probes in flight and housekeeping" if committed else ""
+        )
         return (
             f"the monitor has spent {own_calls_today} of its {budget:g}-call share today "
-            f"({max_share:.2%} of {daily.limit})"
+            f"({max_share:.2%} of {daily.limit}){held}"
         )
     return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import MutableMapping
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 MASK = "[redacted]"
 _SECRET_KEY = re.compile(
@@ -26,9 +27,12 @@ class Redactor:
         self._secrets: set[str] = set()
 
     def add(self, secret: str) -> str:
-        """Remember ``secret`` (short values are ignored: masking "a" would mangle every line)."""
+        """Remember ``secret`` (short values are ignored: masking "a" would mangle every line),
+        and the forms a URL or a form body gives it: a secret sent in a query string (Marketo's
+        Identity call) shows up percent-encoded in httpx's request log line."""
         if len(secret) >= 4:
             self._secrets.add(secret)
+            self._secrets.update({quote(secret, safe=""), quote(secret), quote_plus(secret)})
         return secret
 
     def text(self, value: str) -> str:

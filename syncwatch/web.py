@@ -51,6 +51,8 @@ _STARTUP_POLL_S = 0.01
 
 STATUS_REFRESH_S = 30
 """The status page reloads itself this often (a meta refresh: no JavaScript needed)."""
+STORE_RECOVERY_S = 60.0
+"""After a failed write, how long writes must go through before the store counts as writable."""
 """What ``Runbooks`` accepts as a name; checked here too before redirecting to a wiki."""
 MARKDOWN = "text/markdown; charset=utf-8"
 INCIDENT_STATUSES = ("open", "all")
@@ -76,25 +78,47 @@ class Health:
     virtual clock ages the last tick in tests and a wall-clock jump cannot fake staleness.
     """
 
-    def __init__(self, clock: Clock, tick_stale_after_s: float) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        tick_stale_after_s: float,
+        store_recovery_s: float = STORE_RECOVERY_S,
+    ) -> None:
         self.clock = clock
         self.tick_stale_after_s = tick_stale_after_s
+        self.store_recovery_s = store_recovery_s
         self.config_loaded = False
         self.store_writable = False
         self.store_error: str | None = None
+        self.store_failed_at: float | None = None
         self.last_tick: float | None = None
 
     def tick(self) -> None:
         """Record that the scheduler just ran a pass."""
         self.last_tick = self.clock.monotonic()
 
-    def store_ok(self) -> None:
-        """Record a successful store write."""
-        self.store_writable, self.store_error = True, None
+    def store_ok(self) -> bool:
+        """Record a successful store write; True when it ends a failure (log that once).
 
-    def store_failed(self, error: str) -> None:
-        """Record a failed store write; ``error`` should already be redacted."""
+        A nearly full disk takes the small write that still fits in a page and refuses the next
+        one: the store counts as writable again only once ``store_recovery_s`` have passed
+        since the last failure, so one outage is one failure, not a flapping series."""
+        if self.store_error is None:
+            self.store_writable = True
+            return False
+        failed_at = self.store_failed_at
+        if failed_at is not None and self.clock.monotonic() - failed_at < self.store_recovery_s:
+            return False
+        self.store_writable, self.store_error = True, None
+        return True
+
+    def store_failed(self, error: str) -> bool:
+        """Record a failed store write; ``error`` should already be redacted. True when the
+        store was fine until now: a full disk fails every write, and is logged once."""
+        began = self.store_error is None
         self.store_writable, self.store_error = False, error
+        self.store_failed_at = self.clock.monotonic()
+        return began
 
     def ready(self, now_monotonic: float | None = None) -> tuple[bool, dict[str, Any]]:
         """Whether every check passes, and the JSON body that says which do and why not."""
@@ -402,6 +426,10 @@ def _bind(host: str, port: int) -> socket.socket:
     """A listening TCP socket on ``host:port``; IPv6 when the host is an IPv6 address."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        return socket.create_server((host, port), family=family)
+        sock = socket.create_server((host, port), family=family)
     except OSError as exc:
         raise SyncwatchError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    # Accepted connections inherit it. asyncio sets it only on sockets it creates, so without
+    # it every keep-alive response waited ~40 ms for the scraper's delayed ACK (Nagle).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock

@@ -28,13 +28,19 @@ def read_yaml(path: Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
+    except UnicodeDecodeError as exc:
+        why = f"not UTF-8 text (byte {exc.start})"
+        raise ConfigError([f"{path}: cannot read: {why}"]) from exc
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
+        # A reader error (a control character, a NUL) has no problem mark and a multi-line text.
+        problem = getattr(exc, "problem", None) or str(exc).strip().splitlines()[0]
         raise ConfigError([f"{path}: {where}not valid YAML: {problem}"]) from exc
+    except RecursionError as exc:  # PyYAML composes nested collections recursively
+        raise ConfigError([f"{path}: not valid YAML: nested too deeply"]) from exc
 
 
 def describe_error(source: Path | str, error: ErrorDetails, prefix: str = "") -> str:
@@ -65,7 +71,12 @@ def key_path(loc: Sequence[int | str], prefix: str = "") -> str:
     """Render a pydantic location as the dotted path an operator sees in the file."""
     text = prefix
     for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part and part.isprintable() and not any(c in part for c in " .[]:"):
+            text += f".{part}"
+        else:  # a key a problem line could not show as written (empty, spaces, a newline)
+            text += f"[{part!r}]"
     return text.lstrip(".") or "(top level)"
 
 

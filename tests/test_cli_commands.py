@@ -423,7 +423,7 @@ def test_run_on_a_file_that_is_not_a_syncwatch_database_exits_2(tmp_path: Path) 
     (tmp_path / "syncwatch.db").write_bytes(garbage)
     result = syncwatch("run", "--config", str(config))
     assert result.returncode == 2
-    assert f"{tmp_path / 'syncwatch.db'}: not a syncwatch database" in result.stderr
+    assert f"{tmp_path / 'syncwatch.db'}: damaged, or not a syncwatch database" in result.stderr
     assert "Traceback" not in result.stderr
     assert (tmp_path / "syncwatch.db").read_bytes() == garbage
 

@@ -13,6 +13,7 @@ import math
 import os
 import random
 import signal
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -329,11 +330,14 @@ async def test_the_quota_guard_skips_probes_before_the_salesforce_allowance_runs
     assert all(reason in row["detail"] and SALESFORCE in row["detail"] for row in skipped)
     assert {row["outcome"] for row in rows} == {"ok", "skipped"}
     first_skip = min(from_db_time(row["scheduled_at"]) for row in skipped)
-    assert all(
-        row["outcome"] == "skipped"
+    ran_after = [
+        row
         for row in rows
-        if from_db_time(row["scheduled_at"]) > first_skip
-    )
+        if row["outcome"] != "skipped" and from_db_time(row["scheduled_at"]) > first_skip
+    ]
+    # The share holds calls back for the probes in flight: a probe launched while another is
+    # out may be skipped and the next one, once it is in, run; never more than that.
+    assert len(ran_after) <= (1 if reason == "share today" else 0)
     spent = rig.store.count_calls(SALESFORCE, start, start + timedelta(days=1))
     assert spent == len(list(rig.store.calls(SALESFORCE)))
     assert spent <= 10 + 2 * PROBE_COST_ESTIMATE, "the monitor kept spending the allowance"
@@ -557,6 +561,29 @@ async def test_metrics_after_a_run_add_up_to_the_store(tmp_path: Path) -> None:
     for _name, labels, _value in found:
         for label in labels.values():
             assert "syncwatch+" not in label and label not in ids
+
+
+async def test_a_blocked_event_loop_shows_as_lag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lag sampler runs on the real loop: 0.2 s of blocking work is a sample of >= 0.1 s."""
+    monkeypatch.setattr(daemon_module, "LOOP_LAG_EVERY_S", 0.02)
+    rig = make_rig(tmp_path)
+    daemon = rig.daemon()
+    stop = asyncio.Event()
+    task = asyncio.ensure_future(daemon.run(stop))
+    await asyncio.sleep(0.05)  # real time: the sampler has slept at least once
+    time.sleep(0.2)  # noqa: ASYNC251 - the point: work that blocks the loop
+    await asyncio.sleep(0.05)
+    stop.set()
+    while not task.done():
+        await rig.clock.advance(1.0)
+    await task
+    found = samples(daemon)
+    assert value(found, "syncwatch_event_loop_lag_seconds_count") >= 2
+    assert value(found, "syncwatch_event_loop_lag_seconds_bucket", le="0.1") < value(
+        found, "syncwatch_event_loop_lag_seconds_count"
+    )
 
 
 async def test_a_failing_store_makes_the_daemon_unready_not_dead(

@@ -347,3 +347,16 @@ async def test_without_a_board_or_runbooks_the_app_serves_what_it_always_did(
     assert (await web.get("/runbooks/vendor_5xx")).status_code == 404
     api = await web.get("/api/v1/incidents")
     assert (api.status_code, api.json()) == (404, {"error": "not found"})
+
+
+def test_the_listening_socket_hands_out_connections_without_nagle_delay() -> None:
+    """Every keep-alive response used to wait ~40 ms for the scraper's delayed ACK."""
+    import socket
+
+    from syncwatch.web import _bind
+
+    server = _bind("127.0.0.1", 0)
+    with server, socket.create_connection(server.getsockname()):
+        accepted, _ = server.accept()
+        with accepted:
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)

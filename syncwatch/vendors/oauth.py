@@ -64,6 +64,19 @@ class TokenCache:
             return self._token
 
 
+def bearer_safe(token: object) -> bool:
+    """A non-empty string that can travel in an ``Authorization: Bearer`` header: visible
+    ASCII, no spaces. Anything else is a malformed token answer, refused where it arrives
+    rather than failing (unrecorded) when the next request is built with it."""
+    return (
+        isinstance(token, str)
+        and bool(token)
+        and token.isascii()
+        and token.isprintable()
+        and " " not in token
+    )
+
+
 def token_parser(
     what: str,
     monotonic: Callable[[], float],
@@ -78,7 +91,7 @@ def token_parser(
         body = json_body(response, what)
         token, expires_in = body["access_token"], body["expires_in"]
         token_type = str(body.get("token_type", default_type)).lower()
-        usable = isinstance(token, str) and token and token_type == "bearer"
+        usable = bearer_safe(token) and token_type == "bearer"
         if not usable or isinstance(expires_in, bool) or not isinstance(expires_in, int):
             message = f"{what}: no bearer access_token with an integer expires_in"
             raise MalformedResponse(message, status=response.status_code)

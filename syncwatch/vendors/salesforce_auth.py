@@ -35,6 +35,7 @@ from syncwatch.config.accounts import ClientCredentials, JwtBearer
 from syncwatch.errors import AuthError, ConfigError, MalformedResponse
 from syncwatch.http import AccountHttp, CallContext, json_body
 from syncwatch.redact import REDACTOR
+from syncwatch.vendors.oauth import bearer_safe
 
 TOKEN_PATH = "/services/oauth2/token"
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -130,7 +131,7 @@ def session_from(response: httpx.Response) -> Session:
     """The documented token body's ``access_token`` and ``instance_url``, or ``malformed``."""
     body = json_body(response, "salesforce token")
     token, instance_url = body["access_token"], body["instance_url"]
-    usable = isinstance(token, str) and token and isinstance(instance_url, str)
+    usable = bearer_safe(token) and isinstance(instance_url, str)
     if not usable or not instance_url.startswith(("https://", "http://")):
         message = "salesforce token: no access_token, or instance_url is not a URL"
         raise MalformedResponse(message, status=response.status_code)
