@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -119,6 +119,9 @@ class ProbeEngine:
     rng: random.Random = field(default_factory=random.Random)
     in_flight: dict[str, dict[str, InFlight]] = field(default_factory=dict)
     """By destination key, then probe id."""
+    _per_integration: Counter[str] = field(default_factory=Counter, init=False)
+    _per_account: Counter[str] = field(default_factory=Counter, init=False)
+    _ticks: dict[str, Tick] = field(default_factory=dict, init=False)
     recent: dict[str, deque[float]] = field(default_factory=dict)
     on_result: Callable[[Result], None] = lambda _result: None
     work_added: asyncio.Event = field(default_factory=asyncio.Event)
@@ -173,18 +176,28 @@ class ProbeEngine:
             account = self.config.account(name)
             assert account is not None
             daily = self.store.quota_reading(name, self.adapters.daily_windows[name])
-            if daily is not None and now - daily.observed_at > READING_TRUSTED_FOR:
-                daily = None  # only a call refreshes it: let one probe through to look again
+            # Only a call refreshes a figure: once it is stale the reserve lets one probe
+            # through to look again; the share, counted from our own calls, still applies.
+            fresh = daily is not None and now - daily.observed_at <= READING_TRUSTED_FOR
             verdict = guard_verdict(
                 reserve=account.quota.reserve,
                 max_share=account.quota.max_share,
                 daily=daily.as_figure() if daily else None,
                 own_calls_today=self.store.calls_since(name, now - timedelta(days=1)),
                 probe_cost=PROBE_COST_ESTIMATE,
+                # What the probes still in flight have yet to spend (their polls and deletes),
+                # and one probe's worth kept for the calls no guard stops (the daily sweep, a
+                # token refresh): the share holds once all of them are made.
+                committed=PROBE_COST_ESTIMATE * (self._in_flight_on(name) + 1),
+                remaining_known=fresh,
             )
             if verdict is not None:
                 return f"{name}: {verdict}"
         return None
+
+    def _in_flight_on(self, account: str) -> int:
+        """Probes in flight whose source or destination is ``account``."""
+        return self._per_account[account]
 
     def _new_probe_id(self) -> str:
         """80 random bits in 16 lower-case base-32 characters: short, and unique for years."""
@@ -198,10 +211,32 @@ class ProbeEngine:
         probe.first_after_s = typical_latency(
             list(history), poll.first_after, probe.integration.timeout / 2
         )
-        key = destination_key(probe.integration)
-        self.in_flight.setdefault(key, {})[probe.probe_id] = probe
-        self._report_in_flight(probe.integration.name)
+        self._add_in_flight(destination_key(probe.integration), probe)
         self.work_added.set()
+
+    # -- the probes in flight, and counts kept beside them ------------------------------------
+    # The guard, the in-flight gauge and the poll loop ask on every launch; counting by scanning
+    # every probe in flight made each launch cost O(probes in flight), a square law that stopped
+    # the daemon between 1,000 and 10,000 integrations (bench/RESULTS.md).
+
+    def _add_in_flight(self, key: str, probe: InFlight) -> None:
+        self.in_flight.setdefault(key, {})[probe.probe_id] = probe
+        self._count_in_flight(probe, 1)
+        tick = self._ticks.get(key)
+        if tick is not None:
+            tick.add(probe)
+
+    def _drop_in_flight(self, key: str, probe: InFlight) -> None:
+        del self.in_flight[key][probe.probe_id]
+        self._count_in_flight(probe, -1)
+        self._ticks.pop(key, None)
+
+    def _count_in_flight(self, probe: InFlight, step: int) -> None:
+        integration = probe.integration
+        self._per_integration[integration.name] += step
+        for account in {integration.source.account, integration.destination.account}:
+            self._per_account[account] += step
+        self._report_in_flight(integration.name)
 
     # -- polling -----------------------------------------------------------------------------
 
@@ -226,7 +261,10 @@ class ProbeEngine:
         probes = self.in_flight.get(key)
         if not probes:
             return None
-        return coalesced_tick(list(probes.values()))
+        tick = self._ticks.get(key)
+        if tick is None:
+            tick = self._ticks[key] = Tick.of(probes.values())
+        return tick.when()
 
     async def poll(self, key: str) -> None:
         """One batched query for every probe in flight at this destination, then decide."""
@@ -244,11 +282,13 @@ class ProbeEngine:
             log.warning("destination query failed", destination=key, error_class=exc.error_class)
             for probe in probes:
                 probe.last_look = self.clock.now()
+            self._ticks.pop(key, None)
             return
         now, tracked = self.clock.now(), self.in_flight.get(key, {})
         looked = [probe for probe in probes if probe.probe_id in tracked]  # not concluded meanwhile
         for probe in looked:
             probe.last_look = now  # first, so a failing write cannot make the next tick come early
+        self._ticks.pop(key, None)
         failure: StoreError | None = None
         for probe in looked:
             try:
@@ -306,7 +346,7 @@ class ProbeEngine:
             verified_at=now,
             destination_ref=",".join((record.record_id, *record.duplicate_ids)),
         )
-        del self.in_flight[key][probe.probe_id]
+        self._drop_in_flight(key, probe)
 
     def _detect(self, probe: InFlight, record: Record, now: datetime) -> None:
         detected_at = record.observed_at or now
@@ -333,7 +373,7 @@ class ProbeEngine:
         else:
             why = f"not found within {probe.integration.timeout:g}s"
             self._conclude(result, "lost", "sync_lost", None, why, clean=True)
-        del self.in_flight[key][probe.probe_id]
+        self._drop_in_flight(key, probe)
 
     def _conclude(
         self,
@@ -377,13 +417,7 @@ class ProbeEngine:
         return result
 
     def _report_in_flight(self, integration: str) -> None:
-        count = sum(
-            1
-            for probes in self.in_flight.values()
-            for probe in probes.values()
-            if probe.integration.name == integration
-        )
-        self.observer.set_in_flight(integration, count)
+        self.observer.set_in_flight(integration, self._per_integration[integration])
 
     # -- resume --------------------------------------------------------------------------------
 
@@ -408,6 +442,42 @@ class ProbeEngine:
             else:
                 self._track(_in_flight_from_row(row, integration, run))
         return resumed
+
+
+@dataclass
+class Tick:
+    """``coalesced_tick``'s inputs for one destination, kept so that a launch updates them in
+    O(1); dropped (and rebuilt on the next ask) when a poll or a conclusion changes them."""
+
+    earliest: datetime
+    first: datetime | None
+    """The earliest due first look, if any probe awaits one."""
+    every_s: float
+
+    @classmethod
+    def of(cls, probes: Iterable[InFlight]) -> Tick:
+        it = iter(probes)
+        one = next(it)
+        tick = cls(
+            one.due(), one.due() if one.awaiting_first_look else None, one.integration.poll.every
+        )
+        for probe in it:
+            tick.add(probe)
+        return tick
+
+    def add(self, probe: InFlight) -> None:
+        due = probe.due()
+        self.earliest = min(self.earliest, due)
+        if probe.awaiting_first_look:
+            self.first = due if self.first is None else min(self.first, due)
+        self.every_s = min(self.every_s, probe.integration.poll.every)
+
+    def when(self) -> datetime:
+        """What ``coalesced_tick`` gives for the same probes."""
+        if self.first is None or self.first == self.earliest:
+            return self.earliest
+        patience = timedelta(seconds=self.every_s)
+        return self.first if self.first <= self.earliest + patience else self.earliest
 
 
 def coalesced_tick(probes: list[InFlight]) -> datetime:

@@ -19,12 +19,14 @@ import httpx
 import pytest
 import structlog
 from daemon_support import REPO, Rig, make_rig
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from syncwatch.clock import settle
 from syncwatch.daemon import Daemon
 from syncwatch.events import QuotaReading
-from syncwatch.probing import InFlight, ProbeEngine, Result, coalesced_tick
+from syncwatch.probing import InFlight, ProbeEngine, Result, Tick, coalesced_tick
 from syncwatch.sandbox.scenario import FaultSpec, LatencySpec, SalesforceSpec, Scenario, SyncSpec
 from syncwatch.store import from_db_time
 from syncwatch.vendors.base import Probe, Record, probe_email
@@ -382,7 +384,7 @@ async def test_quota_guard_caps_the_monitors_own_share(tmp_path: Path) -> None:
     """Once the monitor's calls today would pass max_share of the limit, probes are skipped."""
 
     def tiny_share(raw: dict[str, Any]) -> None:
-        raw["accounts"][0]["quota"] = {"reserve": 1000, "max_share": 0.000004}  # 4 of 1,000,000
+        raw["accounts"][0]["quota"] = {"reserve": 1000, "max_share": 0.00001}  # 10 of 1,000,000
 
     b = bench(tmp_path, edit=tiny_share)
     now = b.rig.clock.now()
@@ -391,7 +393,9 @@ async def test_quota_guard_caps_the_monitors_own_share(tmp_path: Path) -> None:
     for _ in range(3):
         await b.rig.clock.advance(10)
         outcomes.append((await b.launch()).outcome)
-    assert outcomes == [None, None, "skipped"]  # 0 + 3 and 1 + 3 fit in 4 calls; 2 + 3 does not
+    # spent + (in flight + 1) * 3 held + 3 for this probe: 0 + 3 + 3 and 1 + 6 + 3 fit in 10
+    # calls; 2 + 9 + 3 does not.
+    assert outcomes == [None, None, "skipped"]
     row = next(b.rig.store.db.query("select * from probes where outcome = 'skipped'"))
     assert row["error_class"] == "quota_guard"
     assert "hubspot-demo" in row["detail"] and "share" in row["detail"]
@@ -638,6 +642,47 @@ def test_steady_looks_wait_at_most_one_cadence_for_a_first_look(
     newcomer = in_flight(rig, second_accepted_s, None)
     assert coalesced_tick([straggler, newcomer]) == T0 + timedelta(seconds=tick_s)
     assert coalesced_tick([straggler]) == T0 + timedelta(seconds=75)
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 600), st.one_of(st.none(), st.integers(0, 900))),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_a_tick_kept_up_launch_by_launch_is_the_coalesced_tick(
+    tmp_path: Path, probes: list[tuple[int, int | None]]
+) -> None:
+    """``Tick`` (updated in O(1) per launch) plans exactly what ``coalesced_tick`` would."""
+    rig = make_rig(tmp_path)
+    flying = [in_flight(rig, accepted, look) for accepted, look in probes]
+    tick = Tick.of(flying[:1])
+    for count, probe in enumerate(flying[1:], start=2):
+        tick.add(probe)
+        assert tick.when() == coalesced_tick(flying[:count])
+    assert Tick.of(flying).when() == coalesced_tick(flying)
+
+
+async def test_in_flight_counts_follow_launches_and_conclusions(tmp_path: Path) -> None:
+    """The per-account and per-integration counts the guard and gauge read stay exact."""
+    rig = make_rig(tmp_path)
+    daemon = rig.daemon()
+    engine = daemon.engine
+    integration = rig.config.integrations[0]
+    first = await engine.launch(integration, integration.templates[0])
+    second = await engine.launch(integration, integration.templates[0])
+    assert first.outcome is None and second.outcome is None
+    source, destination = integration.source.account, integration.destination.account
+    assert engine._in_flight_on(source) == engine._in_flight_on(destination) == 2
+    await rig.clock.advance(600)
+    key = next(iter(engine.in_flight))
+    await engine.poll(key)
+    left = sum(len(probes) for probes in engine.in_flight.values())
+    assert engine._in_flight_on(source) == left < 2
 
 
 async def test_a_crashing_adapter_ends_the_probe_skipped_and_queued_for_clean_up(
