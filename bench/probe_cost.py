@@ -36,6 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 DEMO_CONFIG = REPO / "config" / "demo.yaml"
 DEMO_SECONDS = 600.0
 NAIVE_POLL_S = 10.0
+HEADER = ("| figure | this build | baseline | ratio |", "|---|---|---|---|")
 
 
 async def daemon_cost(seed: int, workdir: Path) -> tuple[int, int]:
@@ -139,6 +140,24 @@ def spread(values: Sequence[float]) -> str:
 
 
 async def report(seeds: int, hours: float) -> str:
+    """These two figures as a table of their own, with the machine and the command."""
+    machine = (
+        f"Machine: {platform.platform()}, Python {platform.python_version()}, "
+        f"{os.cpu_count()} CPUs. Virtual time: figures do not depend on machine speed."
+    )
+    return "\n".join(
+        [
+            *HEADER,
+            *await rows(seeds, hours),
+            "",
+            machine,
+            f"Command: python -m bench --seeds {seeds} --hours {hours:g}",
+        ]
+    )
+
+
+async def rows(seeds: int, hours: float) -> list[str]:
+    """The calls-per-probe and latency-accuracy rows (virtual time, deterministic)."""
     with tempfile.TemporaryDirectory(prefix="syncwatch-bench-") as tmp:
         workdir = Path(tmp)
         ours = [await daemon_cost(seed, workdir) for seed in range(1, seeds + 1)]
@@ -148,9 +167,7 @@ async def report(seeds: int, hours: float) -> str:
     ours_rate = sum(c for c, _ in ours) / sum(p for _, p in ours)
     naive_rate = sum(c for c, _ in naive) / sum(p for _, p in naive)
     worst = max(c / p for c, p in ours)
-    lines = [
-        "| figure | this build | baseline | ratio |",
-        "|---|---|---|---|",
+    return [
         f"| vendor calls per probe, clean-up included ({seeds} x 10-min demo, "
         f"{sum(p for _, p in ours)} probes) | {ours_rate:.2f} (worst run {worst:.2f}) | "
         f"{naive_rate:.2f} naive per-probe poller every {NAIVE_POLL_S:g}s | "
@@ -159,13 +176,6 @@ async def report(seeds: int, hours: float) -> str:
         f"polling every 30 s) | {spread(measured)} | {spread(poll_time)} poll-time only | "
         f"p95 {_ratio(poll_time, measured)} smaller |",
     ]
-    machine = (
-        f"Machine: {platform.platform()}, Python {platform.python_version()}, "
-        f"{os.cpu_count()} CPUs. Virtual time: figures do not depend on machine speed."
-    )
-    return "\n".join(
-        [*lines, "", machine, f"Command: python -m bench --seeds {seeds} --hours {hours:g}"]
-    )
 
 
 def _ratio(baseline: Sequence[float], ours: Sequence[float]) -> str:

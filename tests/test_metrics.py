@@ -248,6 +248,16 @@ def test_build_info_carries_the_version(metrics: Metrics) -> None:
     assert value(metrics, "syncwatch_build_info", version=__version__) == 1
 
 
+def test_event_loop_lag_is_a_histogram_of_non_negative_seconds(metrics: Metrics) -> None:
+    """Each lag sample lands in its bucket; a negative one counts as 0, a NaN not at all."""
+    for seconds in (0.0004, 0.03, -0.001, math.nan):
+        metrics.loop_lag_observed(seconds)
+    assert value(metrics, "syncwatch_event_loop_lag_seconds_count") == 3
+    assert value(metrics, "syncwatch_event_loop_lag_seconds_bucket", le="0.001") == 2
+    assert value(metrics, "syncwatch_event_loop_lag_seconds_bucket", le="0.05") == 3
+    assert value(metrics, "syncwatch_event_loop_lag_seconds_sum") == pytest.approx(0.0304)
+
+
 def test_contract_figures_appear_when_set_and_vanish_when_unknown(metrics: Metrics) -> None:
     """The collector shows cached ratios, and drops a series set to None or NaN."""
     metrics.set_contract_figures("hubspot-demo", 0.9987, 0.10)
