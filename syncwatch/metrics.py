@@ -43,7 +43,7 @@ from syncwatch.events import ApiCall, QuotaFigure
 # No ``_created`` series: a third of the exposition at 1,000 integrations (bench/RESULTS.md),
 # and neither the rules, the dashboard nor Prometheus without its created-timestamps feature
 # reads them. Process-wide, as prometheus_client keeps it.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]  # unannotated in prometheus_client
 
 OUTCOMES: tuple[str, ...] = ("ok", "slow", "lost", "rejected", "mismatch", "misrouted", "skipped")
 """DESIGN §2: every outcome a probe can end with."""

@@ -1,11 +1,12 @@
 """Retention: fold the raw events older than ``raw_days`` into each contract's month, roll them
 up by hour, delete them; expire what is older than ``rollup_days`` (docs/storage.md).
 
-An hour of raw events at a time, in one transaction: every covered contract's month gains the
-hour's buckets, latencies and call counts (``sla.folded``), the hourly rollups gain its counts,
-and the rows are deleted. So an event is always either raw or folded, never both and never
-neither, and a crash between hours loses nothing. Between hours the event loop gets a turn, so a
-first run on a large database does not stall probing.
+Whole hours of raw events at a time (one, or more while they are few), in one transaction:
+every covered contract's month gains their buckets, latencies and call counts
+(``sla.folded``), the hourly rollups gain their counts, and the rows are deleted. So an event
+is always either raw or folded, never both and never neither, and a crash between steps loses
+nothing. Between steps the event loop gets a turn, so a first run on a large database does not
+stall probing.
 """
 
 from __future__ import annotations
@@ -27,6 +28,19 @@ from syncwatch.sla.periods import parse_month
 from syncwatch.store import Store, from_db_time
 
 HOUR = timedelta(hours=1)
+ROWS_PER_STEP = (2_000, 20_000)
+"""A step folds whole hours: more of them while steps stay under the first figure (a backlog
+of a sparse database goes fast), fewer once one passes the second (the event loop waits for
+each step)."""
+
+
+def _next_span(span: timedelta, rows: int) -> timedelta:
+    low, high = ROWS_PER_STEP
+    if rows < low:
+        return min(span * 2, timedelta(days=1))
+    if rows > high and span > HOUR:
+        return span // 2
+    return span
 
 
 @dataclass
@@ -79,11 +93,13 @@ class Retention:
         policy = self.config.retention
         report = RetentionReport(folded=set(), cutoff=raw_cutoff(now, policy.raw_days))
         assert report.cutoff is not None
+        span = HOUR
         while (oldest := self.rollups.oldest_raw()) is not None and oldest < report.cutoff:
-            end = min(report.cutoff, oldest.replace(minute=0, second=0, microsecond=0) + HOUR)
+            end = min(report.cutoff, oldest.replace(minute=0, second=0, microsecond=0) + span)
             probes, calls = self._fold_hour(end, report)
             if not probes and not calls:
                 break  # only probes still in flight are left before the cutoff
+            span = _next_span(span, probes + calls)
             await asyncio.sleep(0)
         report.rollups_expired = self.rollups.expire_before(
             now - timedelta(days=policy.rollup_days)
@@ -91,7 +107,7 @@ class Retention:
         return report
 
     def _fold_hour(self, end: datetime, report: RetentionReport) -> tuple[int, int]:
-        """Fold, roll up and delete every raw event before ``end`` (an hour's worth)."""
+        """Fold, roll up and delete every raw event before ``end`` (whole hours' worth)."""
         probe_rows, call_rows = self.rollups.raw_before(end)
         events: list[Event] = [probe_event(row) for row in probe_rows]
         events.extend(call_event(row) for row in call_rows)
