@@ -1,8 +1,10 @@
 """``python -m bench``: measure, print the table and how it was made.
 
 The first two figures run on a virtual clock in this process (deterministic for the seeds);
-``--scale`` and ``--scrape`` start the daemon, the sandbox and the baseline as processes on this
-machine and time them on the wall clock (see ``bench/scale.py``).
+``--storage-days`` simulates that many days of one integration, fills a 13-month database from
+them and times reports on it (``bench/storage.py``); ``--scale`` and ``--scrape`` start the
+daemon, the sandbox and the baseline as processes on this machine and time them on the wall
+clock (see ``bench/scale.py``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import probe_cost, scale
+from bench import probe_cost, scale, storage
 from bench.scale_config import PER_ACCOUNT
 from syncwatch.clock import RealClock
 from syncwatch.logs import configure_logging
@@ -24,8 +26,9 @@ from syncwatch.logs import configure_logging
 DEFAULT_SCALE = "100,1000,10000"
 DEFAULT_SCALE_SECONDS = 80.0
 DEFAULT_SCRAPE = "1000"
-DEFAULT_SCALE_BUDGET = 540.0
-"""Seconds for the scale and scrape runs: with the virtual-time figures, under ten minutes."""
+DEFAULT_SCALE_BUDGET = 360.0
+"""Seconds for the scale and scrape runs: with the other figures, under ten minutes."""
+DEFAULT_STORAGE_DAYS = 2.0
 
 
 def main() -> None:
@@ -34,6 +37,9 @@ def main() -> None:
     ns, scrape_n = _numbers(args.scale), _numbers(args.scrape)
     load_before = os.getloadavg()
     lines = [*probe_cost.HEADER, *asyncio.run(probe_cost.rows(args.seeds, args.hours))]
+    if args.storage_days > 0:
+        with tempfile.TemporaryDirectory(prefix="syncwatch-storage-") as tmp:
+            lines += asyncio.run(storage.measure(args.storage_days, Path(tmp))).rows()
     if ns or scrape_n:
         plan = scale.Plan(
             ns=ns,
@@ -46,13 +52,29 @@ def main() -> None:
         )
         with tempfile.TemporaryDirectory(prefix="syncwatch-scale-") as tmp:
             lines += scale.rows(scale.run_plan(plan, Path(tmp)), plan)
-    print("\n".join([*lines, "", _machine(load_before, bool(ns or scrape_n)), _command(args)]))
+    print(
+        "\n".join(
+            [
+                *lines,
+                "",
+                _machine(load_before, bool(ns or scrape_n or args.storage_days)),
+                _command(args),
+            ]
+        )
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--seeds", type=int, default=5, help="10-minute demo runs to average")
     parser.add_argument("--hours", type=float, default=6.0, help="virtual hours for accuracy")
+    parser.add_argument(
+        "--storage-days",
+        type=float,
+        default=DEFAULT_STORAGE_DAYS,
+        help="days of one integration to simulate for the storage and report figures (repeated "
+        "to fill a month, then replayed into 13); 0 skips them",
+    )
     parser.add_argument(
         "--scale",
         default=DEFAULT_SCALE,
@@ -102,8 +124,9 @@ def _machine(load_before: tuple[float, float, float], wall_clock: bool) -> str:
         return f"{machine} Virtual time: figures do not depend on machine speed."
     before, after = load_before[0], os.getloadavg()[0]
     return (
-        f"{machine} Calls per probe and latency error run on virtual time (machine-independent); "
-        f"scale and scrape are wall-clock measurements of real processes on this machine "
+        f"{machine} Calls per probe, latency error and bytes run on virtual time "
+        f"(machine-independent); report, retention, scale and scrape times are wall-clock "
+        f"measurements on this machine "
         f"(1-minute load average {before:.2f} before, {after:.2f} after)."
     )
 
@@ -126,6 +149,7 @@ def _build() -> str:
 
 def _command(args: argparse.Namespace) -> str:
     parts = ["python -m bench", f"--seeds {args.seeds}", f"--hours {args.hours:g}"]
+    parts.append(f"--storage-days {args.storage_days:g}")
     parts += [f"--scale {args.scale}", f"--scale-seconds {args.scale_seconds:g}"]
     parts.append(f"--scale-budget {args.scale_budget:g}")
     parts += [f"--scrape {args.scrape}", f"--scrapes {args.scrapes}"]
