@@ -61,6 +61,10 @@ class Cleaner:
     clock: Clock
     adapters: Adapters
     pending: dict[str, Pending] = field(default_factory=dict)
+    retry_at: datetime | None = None
+    """After a flush that failed somewhere, none is due before this: a vendor that is down or
+    throttling is asked again once per ``FLUSH_EVERY_S``, not on every clean-up check (DESIGN
+    §5: the monitor must not add to the outage it watches)."""
 
     def enqueue(self, probe_id: str, queued_at: datetime | None = None) -> None:
         """Queue a concluded probe's records for deletion.
@@ -88,13 +92,16 @@ class Cleaner:
         """Is a flush worth its calls now?"""
         if not self.pending:
             return False
+        now = self.clock.now()
+        if self.retry_at is not None and now < self.retry_at:
+            return False
         oldest = min(item.queued_at for item in self.pending.values())
-        waited = (self.clock.now() - oldest).total_seconds()
+        waited = (now - oldest).total_seconds()
         return len(self.pending) >= FLUSH_AT or waited >= FLUSH_EVERY_S
 
     async def flush(self) -> int:
         """Delete every queued probe's records in batches; returns how many probes finished."""
-        items = list(self.pending.values())
+        items, failed = list(self.pending.values()), False
         for key, group in _group(items, self._destination_key, lambda p: not p.destination_done):
             records = [
                 Record(record_id, p.email, None)
@@ -107,12 +114,17 @@ class Cleaner:
             ):
                 for item in group:
                     item.destination_done = True
+            else:
+                failed = True
         for name, group in _group(items, self._source_account, lambda p: not p.source_done):
             refs = [SourceRef(p.probe_id, p.email, p.source_ref) for p in group]
             source = self.adapters.sources[group[0].integration]
             if await self._attempt(f"delete at {name}", source.delete(refs)):
                 for item in group:
                     item.source_done = True
+            else:
+                failed = True
+        self.retry_at = self.clock.now() + timedelta(seconds=FLUSH_EVERY_S) if failed else None
         return self._finish(items)
 
     async def _attempt(self, what: str, call: Awaitable[None]) -> bool:
