@@ -71,13 +71,16 @@ class Tally:
 
     outcomes: Counter[str] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
+    """Every probe's latency, only when ``keep_latencies`` (the demo's summary): a daemon that
+    runs for months keeps counts, not a list growing by a probe a minute."""
     calls: Counter[str] = field(default_factory=Counter)
     """Calls by account."""
+    keep_latencies: bool = False
 
     def add(self, result: Result) -> None:
         if result.outcome:
             self.outcomes[result.outcome] += 1
-        if result.latency_s is not None:
+        if result.latency_s is not None and self.keep_latencies:
             self.latencies.append(result.latency_s)
 
 

@@ -136,7 +136,9 @@ async def run_demo(
 
     timing = asyncio.ensure_future(timer())
     try:
-        tally = await run_daemon(config, store, clock, stop, transport=transport, drain_s=drain_s)
+        tally = await run_daemon(
+            config, store, clock, stop, transport=transport, drain_s=drain_s, keep_latencies=True
+        )
     finally:
         timing.cancel()
     probes = sum(n for outcome, n in tally.outcomes.items() if outcome != "skipped")

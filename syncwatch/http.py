@@ -101,20 +101,30 @@ class NetworkHealth:
     """Runs the self-check now; wired by the daemon when ``self_check_url`` is set."""
     checked_at: float | None = None
 
-    async def confirm(self, clock: Clock) -> bool:
+    async def confirm(self, clock: Clock, since: float | None = None) -> bool:
         """Is our network fine right now? A call that just failed to connect asks, so the
         first failures of our own outage are not charged to the vendor while the periodic
-        self-check has yet to notice; checks run at most every ``RECHECK_S``."""
+        self-check has yet to notice. ``since`` is when that call was sent: a passing check
+        from before it proves nothing about it, so it is taken again (at most every
+        ``MIN_RECHECK_S``); otherwise checks run at most every ``RECHECK_S``."""
         if self.check is None:
             return self.ok
         now = clock.monotonic()
-        if self.checked_at is None or now - self.checked_at >= RECHECK_S:
+        last = self.checked_at
+        if last is None:
+            stale = retake = True
+        else:
+            stale = now - last >= RECHECK_S
+            retake = since is not None and last < since and now - last >= MIN_RECHECK_S
+        if stale or (self.ok and retake):
             self.checked_at = now
             self.ok = await self.check()
         return self.ok
 
 
 RECHECK_S = 5.0
+MIN_RECHECK_S = 1.0
+"""However many calls fail while a vendor is down, the self-check runs at most once a second."""
 
 
 @dataclass(frozen=True)
@@ -288,6 +298,7 @@ class AccountHttp:
 
     async def _send(self, method: str, url: str, kwargs: dict[str, Any]) -> httpx.Response:
         """The request under our clock's timeout, transport failures translated once, here."""
+        sent = self.clock.monotonic()
         try:
             async with self._slot():
                 return await within(
@@ -297,7 +308,7 @@ class AccountHttp:
             what = "body does not match its content encoding"
             raise MalformedResponse(self._describe(what, exc)) from exc
         except (TimeoutError, httpx.RequestError) as exc:
-            raise await self._translate(exc) from exc
+            raise await self._translate(exc, sent) from exc
 
     async def _fetch(self, method: str, url: str, kwargs: dict[str, Any]) -> httpx.Response:
         """Send, and read the body up to ``MAX_RESPONSE_BYTES``; past that, stop reading."""
@@ -321,7 +332,7 @@ class AccountHttp:
         response._content = b"".join(chunks)  # what ``aread`` would have set
         return response
 
-    async def _translate(self, exc: Exception) -> VendorError:
+    async def _translate(self, exc: Exception, sent: float | None = None) -> VendorError:
         """A transport failure's class: ours (DNS, TLS, self-check failing) or the vendor's."""
         if isinstance(exc, httpx.ConnectError) and _our_side(exc):
             return MonitorNetworkError(self._describe("cannot resolve or verify the host", exc))
@@ -337,7 +348,7 @@ class AccountHttp:
         else:  # e.g. too many redirects
             kind, what, acted = ConnectionFailed, "request failed", True
         message = self._describe(what, exc)
-        if not await self.network.confirm(self.clock):
+        if not await self.network.confirm(self.clock, since=sent):
             return MonitorNetworkError(f"{message} (our own network check is failing)")
         return kind(message, may_have_acted=acted)
 

@@ -20,19 +20,39 @@ _SECRET_KEY = re.compile(
 _BEARER = re.compile(r"(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
 
 
+ROTATING_KEPT = 2
+"""Renewed credentials masked per slot: the current one, and the one requests may still carry."""
+
+
+def _forms(secret: str) -> set[str]:
+    return {secret, quote(secret, safe=""), quote(secret), quote_plus(secret)}
+
+
 class Redactor:
     """Masks every registered secret value, and bearer credentials, wherever they appear."""
 
     def __init__(self) -> None:
         self._secrets: set[str] = set()
+        self._rotating: dict[str, list[str]] = {}
 
     def add(self, secret: str) -> str:
         """Remember ``secret`` (short values are ignored: masking "a" would mangle every line),
         and the forms a URL or a form body gives it: a secret sent in a query string (Marketo's
         Identity call) shows up percent-encoded in httpx's request log line."""
         if len(secret) >= 4:
-            self._secrets.add(secret)
-            self._secrets.update({quote(secret, safe=""), quote(secret), quote_plus(secret)})
+            self._secrets.update(_forms(secret))
+        return secret
+
+    def rotate(self, slot: str, secret: str) -> str:
+        """Remember a credential that is renewed (an access token, a signed assertion): per
+        ``slot`` (the account) the current one and the one before are masked, so a month of
+        renewals does not grow the list every log line is checked against."""
+        held = self._rotating.setdefault(slot, [])
+        if secret in held or len(secret) < 4:
+            return secret
+        held.append(self.add(secret))
+        while len(held) > ROTATING_KEPT:
+            self._secrets.difference_update(_forms(held.pop(0)))
         return secret
 
     def text(self, value: str) -> str:

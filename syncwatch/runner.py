@@ -32,8 +32,10 @@ async def run_daemon(
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     drain_s: float = 0.0,
+    keep_latencies: bool = False,
 ) -> Tally:
-    daemon = Daemon(config, store, clock, CollectorRegistry(), transport)
+    tally = Tally(keep_latencies=keep_latencies)
+    daemon = Daemon(config, store, clock, CollectorRegistry(), transport, tally=tally)
     return await daemon.run(stop, drain_s=drain_s)
 
 

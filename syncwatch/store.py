@@ -555,7 +555,7 @@ class Store:
         minutes[minute] = minutes.get(minute, 0) + 1
         self._recent_total[account] = self._recent_total.get(account, 0) + 1
         self._recent_oldest[account] = min(self._recent_oldest.get(account, minute), minute)
-        if len(minutes) > RECENT_CALLS_MINUTES + 60:  # amortised: prune once an hour's worth
+        if minute - self._recent_oldest[account] > RECENT_CALLS_MINUTES + 60:  # hourly at most
             oldest = minute - RECENT_CALLS_MINUTES
             for old in [m for m in minutes if m < oldest]:
                 self._recent_total[account] -= minutes.pop(old)

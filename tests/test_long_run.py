@@ -31,9 +31,9 @@ Why not tracemalloc for the in-suite check: tracing every allocation for 28 virt
 daemon's allocations from the emulator's. tracemalloc statistics by traceback (40 frames, days
 2-6, the emulator filtered out) are how the holders below were found; this test pins them.
 
-Three parts grow today; each has its own test, marked ``xfail(strict=True)`` until fixed (see
-the issue #8 report): the run's ``Tally`` keeps every latency, the redactor every token ever
-issued, and the store's own-call counts keep minutes far past 25 hours under sparse traffic.
+Three parts grew, each caught by its own test here: the run's ``Tally`` kept every latency, the
+redactor every token ever issued, and the store's own-call counts minutes far past 25 hours
+under sparse traffic.
 """
 
 from __future__ import annotations
@@ -190,31 +190,16 @@ def test_month_to_date_figures_hold_only_the_current_month(month: Month) -> None
     assert month.parts[LAST]["month_to_date"] < month.parts[FIRST]["month_to_date"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="daemon.Tally.latencies keeps every probe's latency for the process's life "
-    "(about 32 bytes a probe); issue #8 report",
-)
 def test_the_run_tally_keeps_counts_not_every_latency(month: Month) -> None:
     """Guarantee: the run's tally (outcomes and calls by name) does not grow per probe."""
     assert abs(month.growth("tally")) <= FLAT
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="redact.Redactor keeps every access token and JWT assertion ever issued (four "
-    "strings each, matched against every log value); issue #8 report",
-)
 def test_the_redactor_does_not_keep_every_token_ever_issued(month: Month) -> None:
     """Guarantee: renewing a token every two hours for a month does not grow the redactor."""
     assert abs(month.growth("redactor")) <= FLAT
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="store._count_recent prunes by the number of minutes kept, not their age: sparse "
-    "traffic keeps ~10 days of minutes (and sums them per probe); issue #8 report",
-)
 def test_the_own_call_counts_keep_25_hours(month: Month) -> None:
     """Guarantee: the store's in-memory state (the 25-hour own-call counts, the latest quota
     figures, prepared SQL) holds as much after 30 days as after 2."""

@@ -11,9 +11,9 @@ on a virtual clock (the demo's HubSpot → Salesforce pair, a contract on each v
   must be ``unknown`` in ``evaluate`` and in ``report credits``, never ``up``, and no probe is
   charged to a vendor for it (the probes in flight across the gap are resumed and end ``ok``).
 
-An outage that begins within ``http.RECHECK_S`` (5 s) after a passing periodic self-check is
-charged to the vendor today: a failed call trusts that check although it predates the call. That
-case is ``xfail(strict=True)`` until ``NetworkHealth.confirm`` is fixed (issue #8 report).
+An outage that begins within ``http.RECHECK_S`` (5 s) after a passing periodic self-check was
+charged to the vendor: a failed call trusted that check although it predated the call. A failed
+call now re-checks when the last check predates it (``NetworkHealth.confirm``).
 """
 
 from __future__ import annotations
@@ -117,12 +117,6 @@ async def incidents_api(rig: Rig) -> list[dict[str, Any]]:
         pytest.param(
             30 * 60 + 1,
             id="just-after-a-passing-self-check",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="http.NetworkHealth.confirm trusts a passing self-check taken before "
-                "the failed call was sent (RECHECK_S): the outage's first failures are "
-                "charged to the vendor as `connection` (issue #8 report)",
-            ),
         ),
     ],
 )

@@ -232,3 +232,21 @@ def test_an_exception_logged_as_a_value_is_redacted_when_rendered(redactor: Reda
     log.error("refresh failed", error=ValueError(f"bad refresh token {TOKEN}"))
     [call] = sink.calls
     assert TOKEN not in call.args[0]
+
+
+def test_renewed_credentials_keep_the_current_and_previous_masked_and_no_more() -> None:
+    """A month of token renewals neither grows the redactor nor unmasks a live token, and each
+    account keeps its own: another account's renewals never push a live token out."""
+    from syncwatch.redact import Redactor
+
+    redactor = Redactor()
+    tokens = [f"token-{n:04d}-abcdef" for n in range(400)]
+    for token in tokens:
+        redactor.rotate("salesforce-prod", token)
+        redactor.rotate("marketo-prod", token.replace("token", "mkto"))
+    line = f"sent {tokens[-1]} after {tokens[-2]}; old {tokens[-3]}"
+    assert redactor.text(line) == "sent [redacted] after [redacted]; old " + tokens[-3]
+    assert len(redactor._secrets) <= 2 * 2 * 4
+    redactor.rotate("marketo-prod", "mkto-new-token-1")
+    redactor.rotate("marketo-prod", "mkto-new-token-2")
+    assert tokens[-1] not in redactor.text(tokens[-1])  # salesforce's slot untouched

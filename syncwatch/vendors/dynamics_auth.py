@@ -112,7 +112,7 @@ class DynamicsAuth:
             "POST",
             f"{account.auth_url}/{account.tenant_id}{TOKEN_PATH}",
             data=self._grant(),
-            parse=token_parser(self._http.clock.monotonic),
+            parse=token_parser(self._http.clock.monotonic, self._account.name),
             idempotent=True,
             context=context,
         )
@@ -133,6 +133,8 @@ class DynamicsAuth:
         }
 
 
-def token_parser(monotonic: Callable[[], float]) -> Callable[[httpx.Response], Token]:
+def token_parser(
+    monotonic: Callable[[], float], account: str = ""
+) -> Callable[[httpx.Response], Token]:
     """The documented token body, parsed (``oauth.token_parser``)."""
-    return oauth_token_parser("entra token", monotonic, margin_s=EXPIRY_MARGIN_S)
+    return oauth_token_parser("entra token", monotonic, margin_s=EXPIRY_MARGIN_S, slot=account)

@@ -108,7 +108,7 @@ class MarketoAuth:
             "GET",
             f"{self._account.identity_url}{TOKEN_PATH}",
             params=self._grant(),
-            parse=token_parser(self._http.clock.monotonic),
+            parse=token_parser(self._http.clock.monotonic, self._account.name),
             idempotent=True,
             context=context,
         )
@@ -128,6 +128,8 @@ class MarketoAuth:
         }
 
 
-def token_parser(monotonic: Callable[[], float]) -> Callable[[httpx.Response], Token]:
+def token_parser(
+    monotonic: Callable[[], float], account: str = ""
+) -> Callable[[httpx.Response], Token]:
     """The documented token body, parsed (``oauth.token_parser``)."""
-    return oauth_token_parser("marketo identity", monotonic, default_type="bearer")
+    return oauth_token_parser("marketo identity", monotonic, default_type="bearer", slot=account)

@@ -83,9 +83,11 @@ def token_parser(
     *,
     margin_s: float = 0.0,
     default_type: str = "",
+    slot: str = "",
 ) -> Callable[[httpx.Response], Token]:
     """A parser of an RFC 6749 token body, stamping expiry on our clock when it arrives, less
-    ``margin_s``; ``default_type`` stands in for a ``token_type`` the vendor leaves out."""
+    ``margin_s``; ``default_type`` stands in for a ``token_type`` the vendor leaves out;
+    ``slot`` (the account) keeps the redactor to its current and previous token."""
 
     def parse(response: httpx.Response) -> Token:
         body = json_body(response, what)
@@ -95,7 +97,7 @@ def token_parser(
         if not usable or isinstance(expires_in, bool) or not isinstance(expires_in, int):
             message = f"{what}: no bearer access_token with an integer expires_in"
             raise MalformedResponse(message, status=response.status_code)
-        REDACTOR.add(token)
+        REDACTOR.rotate(slot or what, token)
         return Token(token, monotonic() + max(expires_in - margin_s, 0.0))
 
     return parse

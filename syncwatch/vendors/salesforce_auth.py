@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -102,7 +103,7 @@ class SalesforceAuth:
             "POST",
             url,
             data=self._grant(),
-            parse=session_from,
+            parse=functools.partial(session_from, account=self._account.name),
             idempotent=True,
             context=context,
         )
@@ -119,7 +120,8 @@ class SalesforceAuth:
         except (ConfigError, ValueError) as exc:
             # Our own credentials are unusable: the customer's to fix, like a refused token.
             raise AuthError(f"{self._http.vendor} {self._account.name}: {exc}") from exc
-        return {"grant_type": JWT_GRANT, "assertion": REDACTOR.add(assertion)}
+        assertion = REDACTOR.rotate(f"{self._account.name} assertion", assertion)
+        return {"grant_type": JWT_GRANT, "assertion": assertion}
 
     def _assertion(self, auth: JwtBearer) -> str:
         pem = REDACTOR.add(auth.private_key.resolve())
@@ -127,7 +129,7 @@ class SalesforceAuth:
         return jwt_assertion(auth.client_id, auth.username, audience, self._http.clock.now(), pem)
 
 
-def session_from(response: httpx.Response) -> Session:
+def session_from(response: httpx.Response, account: str = "") -> Session:
     """The documented token body's ``access_token`` and ``instance_url``, or ``malformed``."""
     body = json_body(response, "salesforce token")
     token, instance_url = body["access_token"], body["instance_url"]
@@ -135,7 +137,7 @@ def session_from(response: httpx.Response) -> Session:
     if not usable or not instance_url.startswith(("https://", "http://")):
         message = "salesforce token: no access_token, or instance_url is not a URL"
         raise MalformedResponse(message, status=response.status_code)
-    REDACTOR.add(token)
+    REDACTOR.rotate(f"{account} salesforce token", token)
     return Session(token, instance_url.rstrip("/"))
 
 
