@@ -98,7 +98,7 @@ class StorageFigures:
             f"{self.year_retained:.2f} s | {self.year_raw:.2f} s all raw | "
             f"{_times(self.year_raw, self.year_retained)} |",
             f"| retention's first run on the 13-month database (folds and deletes the raw "
-            f"events older than 45 days, an hour at a time) | {self.retention_s:.1f} s | - | - |",
+            f"events older than 45 days) | {self.retention_s:.1f} s | - | - |",
         ]
 
 
