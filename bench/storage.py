@@ -31,20 +31,13 @@ import yaml
 from syncwatch.clock import VirtualClock
 from syncwatch.config import Config
 from syncwatch.demo import demo_config
-from syncwatch.evidence import (
-    event_lines,
-    evidence_window,
-    read_evidence,
-    stored_events,
-    stored_folds,
-)
+from syncwatch.evidence import evidence_lines, read_evidence
 from syncwatch.reports import build_claims
 from syncwatch.retention import Retention
 from syncwatch.sandbox import create_app
 from syncwatch.sandbox.scenario import Scenario
 from syncwatch.simulation import SANDBOX_ORIGIN, Simulation
 from syncwatch.sla import evaluate, month_period
-from syncwatch.sla.folded import fold_line
 from syncwatch.sla.periods import previous_month
 from syncwatch.store import Store, from_db_time, to_db_time
 
@@ -159,11 +152,8 @@ def export(config: Config, path: Path, month: str = MONTH) -> Path:
     """What ``syncwatch export events`` writes for ``month``."""
     store = Store.open(config.database)
     try:
-        since, until = evidence_window(config.contracts, month)
         with path.open("w", encoding="utf-8") as handle:
-            handle.writelines(event_lines(stored_events(store, since, until)))
-            folds = stored_folds(store, config.contracts, month)
-            handle.writelines(fold_line(f) for months in folds.values() for f in months.values())
+            handle.writelines(evidence_lines(store, config.contracts, month))
     finally:
         store.close()
     return path

@@ -165,16 +165,12 @@ def export_events(
     The range covers every contract's local month and the months its termination right looks
     back, so `sla evaluate` on this file gives exactly what `report credits` gives.
     """
-    from syncwatch.evidence import event_lines, evidence_window, stored_events, stored_folds
-    from syncwatch.sla.folded import fold_line
+    from syncwatch.evidence import evidence_lines
 
     check_month(month)
     loaded, store = _config_and_store(config)
     with reading(store):
-        since, until = evidence_window(loaded.contracts, month)
-        text = "".join(event_lines(stored_events(store, since, until)))
-        folds = stored_folds(store, loaded.contracts, month)
-        text += "".join(fold_line(f) for months in folds.values() for f in months.values())
+        text = "".join(evidence_lines(store, loaded.contracts, month))
     _write(text, output)
 
 

@@ -23,7 +23,7 @@ from syncwatch.errors import ATTRIBUTION, ConfigError
 from syncwatch.lifecycle import OUTCOMES
 from syncwatch.rollup_store import RollupStore
 from syncwatch.sla import CallEvent, Event, ProbeEvent, month_period, parse_month
-from syncwatch.sla.folded import FoldedMonth, fold_from_json
+from syncwatch.sla.folded import FoldedMonth, fold_from_json, fold_line
 from syncwatch.sla.periods import previous_month
 from syncwatch.store import Store, from_db_time
 
@@ -260,6 +260,16 @@ def evidence_window(contracts: Iterable[Contract], month: str) -> tuple[datetime
         starts.append(month_period(contract, window_months(contract, month)[0]).start)
         ends.append(month_period(contract, month).end)
     return min(starts), max(ends)
+
+
+def evidence_lines(store: Store, contracts: Iterable[Contract], month: str) -> Iterator[str]:
+    """What ``syncwatch export events`` writes for ``month``: the raw events of its evidence
+    window, then a ``folded_month`` line per contract month past raw retention."""
+    contracts = list(contracts)
+    since, until = evidence_window(contracts, month)
+    yield from event_lines(stored_events(store, since, until))
+    for months in stored_folds(store, contracts, month).values():
+        yield from (fold_line(fold) for fold in months.values())
 
 
 def window_months(contract: Contract, month: str) -> list[str]:

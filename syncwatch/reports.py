@@ -37,6 +37,7 @@ from syncwatch.sla.intervals import (
     Bucket,
     Interval,
     bucket_events,
+    merge_buckets,
     raw_intervals,
 )
 from syncwatch.sla.periods import excluded_mask
@@ -293,12 +294,12 @@ class MonthToDate:
             fresh = [e for e in events if _moment(e) >= since]
             if settle_at > since:
                 settled = [e for e in fresh if _moment(e) < settle_at]
-                _merge(state.settled, bucket_events(contract, state.period, settled))
+                merge_buckets(state.settled, bucket_events(contract, state.period, settled))
                 state.settled_until = settle_at
                 fresh = [e for e in fresh if _moment(e) >= settle_at]
                 _extend_head(contract, state)
             buckets = dict(state.settled)
-            _merge(buckets, bucket_events(contract, state.period, fresh))
+            merge_buckets(buckets, bucket_events(contract, state.period, fresh))
             uptime, credit = uptime_to_date(
                 contract, state.period, state.mask, buckets, now, state.head
             )
@@ -330,13 +331,6 @@ def _extend_head(contract: Contract, state: _ContractMonth) -> None:
         state.head.extend(
             raw_intervals(contract, state.period, state.mask, state.settled, len(state.head), whole)
         )
-
-
-def _merge(into: dict[int, Bucket], more: dict[int, Bucket]) -> None:
-    """Add ``more``'s buckets into ``into``, never changing a bucket ``into`` shares."""
-    for index, bucket in more.items():
-        known = into.get(index)
-        into[index] = bucket if known is None else known.merged(bucket)
 
 
 def _moment(event: Event) -> datetime:

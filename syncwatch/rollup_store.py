@@ -268,25 +268,23 @@ class RollupStore:
         return removed
 
     def probe_hours(self, since: str = "", until: str = "~") -> list[dict[str, Any]]:
-        cursor = self.conn.execute(
+        rows = self._rows(
             "SELECT * FROM probe_hours WHERE hour >= ? AND hour < ? "
             "ORDER BY hour, integration, template, outcome, error_class",
-            [since, until],
+            since,
+            until,
         )
-        names = [column[0] for column in cursor.description]
-        rows = [dict(zip(names, row, strict=True)) for row in cursor]
         for row in rows:
             row["latency_buckets"] = json.loads(row["latency_buckets"])
         return rows
 
     def call_hours(self, since: str = "", until: str = "~") -> list[dict[str, Any]]:
-        cursor = self.conn.execute(
+        return self._rows(
             "SELECT * FROM call_hours WHERE hour >= ? AND hour < ? "
             "ORDER BY hour, account, operation, error_class",
-            [since, until],
+            since,
+            until,
         )
-        names = [column[0] for column in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor]
 
     def _upsert_probe_hours(self, hours: Iterable[ProbeHour]) -> None:
         for h in hours:

@@ -53,24 +53,6 @@ class FoldedMonth:
     peak_quota: tuple[int, int] | None = None
     """(used, limit) of the fullest quota reading of the vendor's accounts."""
 
-    def merged(self, other: FoldedMonth) -> FoldedMonth:
-        """Both folds as one (the same contract, month and terms)."""
-        buckets = dict(self.buckets)
-        for index, bucket in other.buckets.items():
-            known = buckets.get(index)
-            buckets[index] = bucket if known is None else known.merged(bucket)
-        return FoldedMonth(
-            contract=self.contract,
-            month=self.month,
-            terms=self.terms,
-            buckets=buckets,
-            latencies=self.latencies + other.latencies,
-            calls=self.calls + other.calls,
-            calls_ok=self.calls_ok + other.calls_ok,
-            calls_vendor_failed=self.calls_vendor_failed + other.calls_vendor_failed,
-            peak_quota=fuller(self.peak_quota, other.peak_quota),
-        )
-
 
 def fuller(a: tuple[int, int] | None, b: tuple[int, int] | None) -> tuple[int, int] | None:
     """The fuller of two (used, limit) quota readings, compared exactly."""

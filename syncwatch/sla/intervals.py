@@ -93,6 +93,14 @@ def bucket_events(contract: Contract, period: Period, events: Iterable[Event]) -
     return buckets
 
 
+def merge_buckets(into: dict[int, Bucket], more: dict[int, Bucket]) -> None:
+    """Add ``more``'s buckets into ``into``, never changing a bucket ``into`` shares (buckets
+    add up: month to date kept incrementally, folded months plus raw events)."""
+    for index, bucket in more.items():
+        known = into.get(index)
+        into[index] = bucket if known is None else known.merged(bucket)
+
+
 def _bucket(buckets: dict[int, Bucket], index: int) -> Bucket:
     bucket = buckets.get(index)
     if bucket is None:

@@ -28,6 +28,7 @@ from syncwatch.sla.intervals import (
     count_minutes,
     down_runs,
     interval_statuses,
+    merge_buckets,
     raw_intervals,
 )
 from syncwatch.sla.periods import (
@@ -251,9 +252,7 @@ def _month(
     period = month_period(contract, month)
     buckets = bucket_events(contract, period, events)
     if fold is not None:
-        for index, bucket in fold.buckets.items():
-            known = buckets.get(index)
-            buckets[index] = bucket if known is None else known.merged(bucket)
+        merge_buckets(buckets, fold.buckets)
     counts, intervals = _counted(contract, period, excluded_mask(contract, period), buckets, until)
     return counts, intervals, period, buckets
 
