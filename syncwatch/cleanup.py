@@ -18,6 +18,7 @@ import structlog
 
 from syncwatch.clock import Clock
 from syncwatch.config import Config, Integration
+from syncwatch.config.model import CleanupPolicy
 from syncwatch.errors import VendorError
 from syncwatch.lifecycle import CLEANED
 from syncwatch.store import Store, from_db_time
@@ -26,8 +27,8 @@ from syncwatch.vendors.registry import Adapters, destination_key
 
 log = structlog.get_logger("syncwatch.cleanup")
 
-FLUSH_EVERY_S = 600.0
-"""Deletions wait at most this long for companions before a flush."""
+FLUSH_EVERY_S: float = CleanupPolicy().flush_every
+"""Deletions wait at most this long for companions before a flush, by default."""
 FLUSH_AT = 100
 """...or until this many are queued (a HubSpot batch archive takes 100 ids)."""
 GIVE_UP_AFTER = timedelta(days=1)
@@ -63,8 +64,8 @@ class Cleaner:
     pending: dict[str, Pending] = field(default_factory=dict)
     retry_at: datetime | None = None
     """After a flush that failed somewhere, none is due before this: a vendor that is down or
-    throttling is asked again once per ``FLUSH_EVERY_S``, not on every clean-up check (DESIGN
-    §5: the monitor must not add to the outage it watches)."""
+    throttling is asked again once per ``cleanup.flush_every``, not on every clean-up check
+    (DESIGN §5: the monitor must not add to the outage it watches)."""
 
     def enqueue(self, probe_id: str, queued_at: datetime | None = None) -> None:
         """Queue a concluded probe's records for deletion.
@@ -97,7 +98,7 @@ class Cleaner:
             return False
         oldest = min(item.queued_at for item in self.pending.values())
         waited = (now - oldest).total_seconds()
-        return len(self.pending) >= FLUSH_AT or waited >= FLUSH_EVERY_S
+        return len(self.pending) >= FLUSH_AT or waited >= self.config.cleanup.flush_every
 
     async def flush(self) -> int:
         """Delete every queued probe's records in batches; returns how many probes finished."""
@@ -124,7 +125,8 @@ class Cleaner:
                     item.source_done = True
             else:
                 failed = True
-        self.retry_at = self.clock.now() + timedelta(seconds=FLUSH_EVERY_S) if failed else None
+        every = timedelta(seconds=self.config.cleanup.flush_every)
+        self.retry_at = self.clock.now() + every if failed else None
         return self._finish(items)
 
     async def _attempt(self, what: str, call: Awaitable[None]) -> bool:

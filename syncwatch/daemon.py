@@ -343,7 +343,7 @@ class Daemon:
 
     async def _cleanup_loop(self) -> None:
         while True:
-            await self.clock.sleep(CLEANUP_CHECK_S)
+            await self.clock.sleep(min(CLEANUP_CHECK_S, self.config.cleanup.flush_every))
             if self._stopping:
                 continue  # draining: the final flush takes everything at once
             if self.engine.cleaner.due():

@@ -148,6 +148,28 @@ async def test_due_waits_for_companions_up_to_the_flush_cadence(tmp_path: Path) 
     assert daemon.engine.cleaner.due()
 
 
+async def test_a_configured_flush_cadence_cleans_sooner_while_the_daemon_runs(
+    tmp_path: Path,
+) -> None:
+    """``cleanup.flush_every: 20s``: the running daemon deletes each concluded probe's records
+    within about 20 s (its clean-up check follows the cadence), where the default waits 10 min."""
+
+    def twenty_seconds(raw: dict[str, Any]) -> None:
+        raw["cleanup"] = {"flush_every": "20s"}
+
+    live: dict[str, list[int]] = {}  # live synthetic records, sampled each minute
+    for name, edit in (("default", None), ("20s", twenty_seconds)):
+        (tmp_path / name).mkdir()
+        rig = make_rig(tmp_path / name, Scenario(seed=5), edit)
+        world, counts = rig.world, live.setdefault(name, [])
+        await rig.run_for(15 * 60, during=lambda _, w=world, c=counts: c.append(sum(synthetic(w))))
+    # Sampled each minute, counting HubSpot contacts and Salesforce leads: one probe a minute
+    # plus one every five. With a 20 s cadence a few records wait at any time; with the default
+    # every record of the first ten minutes is still there at minute ten.
+    assert max(live["20s"]) <= 5
+    assert live["default"][9] >= 20 and max(live["default"]) >= 4 * max(live["20s"])
+
+
 @pytest.mark.parametrize(("queued", "due"), [(FLUSH_AT - 1, False), (FLUSH_AT, True)])
 async def test_due_at_once_with_a_full_batch(tmp_path: Path, queued: int, due: bool) -> None:
     """A full batch (FLUSH_AT probes) is due at once; one fewer waits for the cadence."""

@@ -113,7 +113,8 @@ REJECTED: list[tuple[str, list[str]]] = [
         "invalid-bad-duration",
         [
             "integrations[0].timeout: '2hours' is not a duration; "
-            "use a number with a unit: 30s, 5m, 1h, 2d"
+            "use a number with a unit: 30s, 5m, 1h, 2d",
+            "cleanup.flush_every: must be at least 1s",
         ],
     ),
     ("invalid-every-below-10s", ["integrations[0].templates[0].every: must be at least 10s"]),

@@ -190,6 +190,15 @@ class IncidentPolicy(Strict):
     recover: int = Field(default=2, ge=1, le=100)
 
 
+class CleanupPolicy(Strict):
+    """How soon synthetic records are deleted. Deletions are batched: a flush costs a few calls
+    whatever it deletes, so waiting for companions keeps clean-up cheap (DESIGN §5)."""
+
+    flush_every: Annotated[Seconds, between(1, DAY)] = 600.0
+    """A concluded probe's records wait at most this long before a flush (100 queued flush at
+    once). Shorter removes synthetic leads sooner, for more of the API quota."""
+
+
 class Retention(Strict):
     """How long raw events are kept, and what is kept of them after (docs/storage.md)."""
 
@@ -244,6 +253,7 @@ class Config(Strict):
     contracts: list[Contract] = Field(default_factory=list)
     notifications: list[NotificationTarget] = Field(default_factory=list)
     incidents: IncidentPolicy = IncidentPolicy()
+    cleanup: CleanupPolicy = CleanupPolicy()
     retention: Retention = Retention()
 
     _source: Path = PrivateAttr(default=Path("<memory>"))
