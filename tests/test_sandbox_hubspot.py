@@ -58,6 +58,20 @@ async def test_resubmitting_updates_the_live_contact_instead_of_adding_one(
     assert sandbox.state.sync.pending() == 1
 
 
+async def test_every_submission_is_counted_though_a_repeat_makes_no_contact(
+    sandbox: Starlette, client: httpx.AsyncClient
+) -> None:
+    """``/_sandbox/submissions`` counts a repeat that HubSpot merged into the first contact (and
+    a CRM create refused as a conflict): what a crash test needs to see a double injection."""
+    await client.post(SUBMIT, json=form_body(**PROBE))
+    await client.post(SUBMIT, json=form_body(**PROBE))
+    conflict = await client.post(CONTACTS, json={"properties": PROBE}, headers=AUTH)
+    assert conflict.status_code == 409
+    assert len(world_of(sandbox).contacts) == 1
+    counted = (await client.get("/_sandbox/submissions")).json()["submissions"]
+    assert counted == {PROBE_EMAIL.lower(): 3}
+
+
 @pytest.mark.parametrize(
     ("fields", "error_type", "name"),
     [

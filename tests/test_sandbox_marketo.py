@@ -206,6 +206,7 @@ async def test_create_only_creates_then_skips_an_existing_email_with_1005(
     assert reasons(again) == [("skipped", "1005")]
     assert again["success"] is True, "record-level errors come in a successful answer"
     assert again["result"][0]["reasons"][0]["message"] == "Lead already exists"
+    assert world.submissions == {email(1).lower(): 2}, "the skipped repeat is still counted"
 
 
 async def test_each_action_answers_as_documented(mkto: Mkto) -> None:

@@ -28,6 +28,10 @@ def routes(world: World, sync: SyncEngine) -> list[Route]:
         only_synthetic = request.query_params.get("synthetic") in ("1", "true")
         return JSONResponse(describe_records(world, sync, only_synthetic))
 
+    async def submissions(request: Request) -> Response:
+        """How many times each email was submitted to a marketing platform, ever."""
+        return JSONResponse({"submissions": dict(world.submissions)})
+
     async def received_notifications(request: Request) -> Response:
         return JSONResponse({"notifications": inbox_for(world).received})
 
@@ -57,6 +61,7 @@ def routes(world: World, sync: SyncEngine) -> list[Route]:
     return [
         Route("/state", state, methods=["GET"]),
         Route("/records", records, methods=["GET"]),
+        Route("/submissions", submissions, methods=["GET"]),
         Route("/notifications", received_notifications, methods=["GET"]),
         Route("/faults", list_faults, methods=["GET"]),
         Route("/faults", add_fault, methods=["POST"]),

@@ -151,6 +151,7 @@ class Contacts:
             return text(400, "There was a parsing error.")
         if problem := self._refusal(body):
             return problem
+        self.world.note_submission(str(body.get("emailAddress", "")))
         contact = self.world.new_eloqua_contact({k: v for k, v in body.items() if k in WRITABLE})
         if self.world.scenario.eloqua.sync_on_create:
             self.sync.enqueue_eloqua(contact)

@@ -137,6 +137,7 @@ class Forms:
         email = properties.get("email", "")
         if not email:
             return  # HubSpot keeps a submission without an email but makes no contact
+        self.world.note_submission(email)
         existing = self.world.contact_by_email(email)
         if existing is None:
             self.sync.enqueue(self.world.new_contact(properties, "form"))

@@ -82,6 +82,7 @@ class Contacts:
         properties = {k: str(v) for k, v in body["properties"].items() if v is not None}
         if rejection := self._rule_rejects(properties):
             return rejection
+        self.world.note_submission(properties.get("email", ""))
         existing = self.world.contact_by_email(properties.get("email", ""))
         if existing is not None:
             # secondary source (community reports): the 409 wording and the CONFLICT category.

@@ -193,6 +193,7 @@ class Leads:
             return skipped("1003", "Invalid data")
         if problem := self._invalid(record, action, lookup):
             return problem
+        self.world.note_submission(str(record.get("email", "")))
         matches = self._matches(lookup, record.get(lookup))
         if action in ("updateOnly", "createOrUpdate") and len(matches) > 1:
             return skipped("1007", "Multiple leads match the lookup criteria")

@@ -162,6 +162,7 @@ class Prospects:
     def _upsert(
         self, record: dict[str, Any], include_deleted: bool, origin: str
     ) -> tuple[PardotProspect, bool]:
+        self.world.note_submission(str(record["email"]))
         matches = self.world.pardot_prospects_by_email(str(record["email"]))
         if not matches and include_deleted:
             matches = self._recycled(str(record["email"]))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -158,6 +159,10 @@ class World:
     #: Per-vendor emulation state (e.g. quota counters), keyed by vendor, so every route group of
     #: one vendor (HubSpot's two hosts) shares one account; vendor modules own what is inside.
     vendor_state: dict[str, Any] = field(default_factory=dict)
+    #: Each person a marketing platform was asked to take in (form submission, create, upsert),
+    #: per lower-cased email, whatever it then did: a repeat may be merged into the first, so
+    #: this, not the record count, is the ground truth for "no probe injected twice".
+    submissions: Counter[str] = field(default_factory=Counter)
     _live_by_email: dict[str, str] = field(default_factory=dict)
     _live_contacts: dict[str, Contact] = field(default_factory=dict)
     """Contacts not archived, by id in creation order: searches look at these, not at every
@@ -179,6 +184,9 @@ class World:
         for spec in scenario.faults:
             world.faults.schedule(spec, started_at)
         return world
+
+    def note_submission(self, email: str) -> None:
+        self.submissions[email.lower()] += 1
 
     def is_synthetic(self, email: str) -> bool:
         return email.lower().endswith("@" + self.scenario.probe_domain.lower())
