@@ -66,7 +66,9 @@ def main() -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--seeds", type=int, default=5, help="10-minute demo runs to average")
+    parser.add_argument(
+        "--seeds", type=int, default=5, help="1-hour runs to average (calls per probe)"
+    )
     parser.add_argument("--hours", type=float, default=6.0, help="virtual hours for accuracy")
     parser.add_argument(
         "--storage-days",
