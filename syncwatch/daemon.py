@@ -32,9 +32,9 @@ from syncwatch.http import NetworkHealth
 from syncwatch.incident_log import IncidentLog
 from syncwatch.incident_store import IncidentStore
 from syncwatch.metrics import Metrics
+from syncwatch.month_to_date import MonthToDate
 from syncwatch.notify import Notifier
 from syncwatch.probing import ProbeEngine, Result
-from syncwatch.reports import MonthToDate
 from syncwatch.retention import Retention
 from syncwatch.runbooks import Runbooks, default_directory
 from syncwatch.status import StatusBoard
@@ -146,8 +146,10 @@ class Daemon:
         }
 
     def _probe_result(self, result: Result) -> None:
-        """A probe finished: count it, and let the incident tracks see it."""
+        """A probe finished (its outcome is in the store): count it, and let the incident
+        tracks and the month to date see it."""
         self.tally.add(result)
+        self.month_to_date.probe_concluded(result.probe_id, result.integration)
         integration = self._integrations.get(result.integration)
         if integration is not None and result.outcome is not None:
             self.incident_log.probe_finished(
@@ -163,6 +165,7 @@ class Daemon:
         except (StoreError, OSError, sqlite3.Error) as exc:
             self._store_failed("record an API call", exc)
         else:
+            self.month_to_date.call_recorded(call)  # only once stored: the month is the store's
             self._store_ok()
 
     def _store_failed(self, what: str, exc: Exception) -> None:

@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 
 from syncwatch.config import Contract
 from syncwatch.errors import ATTRIBUTION, ConfigError
+from syncwatch.events import ApiCall
 from syncwatch.lifecycle import OUTCOMES
 from syncwatch.rollup_store import RollupStore
 from syncwatch.sla import CallEvent, Event, ProbeEvent, month_period, parse_month
@@ -321,4 +322,17 @@ def call_event(row: Mapping[str, Any]) -> CallEvent:
         error_class=row["error_class"],
         status=row["status"],
         integration=row["integration"],
+    )
+
+
+def api_call_event(call: ApiCall) -> CallEvent:
+    """An API call as evidence, straight from the HTTP layer: what ``call_event`` makes of the
+    row the store writes for it (the daemon's month to date, without reading the row back)."""
+    return CallEvent(
+        vendor=call.vendor,
+        at=call.at,
+        ok=call.error_class is None,
+        error_class=call.error_class,
+        status=call.status,
+        integration=call.integration,
     )

@@ -12,8 +12,8 @@ import csv
 import io
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 from fractions import Fraction
 from typing import Any
 
@@ -22,25 +22,9 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from syncwatch.config import Config, Contract
 from syncwatch.config.accounts import VENDOR_TITLES
 from syncwatch.evidence import evidence_window, stored_events, stored_folds
-from syncwatch.sla import (
-    CallEvent,
-    Event,
-    Period,
-    SlaResult,
-    evaluate,
-    month_period,
-    uptime_to_date,
-)
+from syncwatch.sla import CallEvent, SlaResult, evaluate
 from syncwatch.sla.folded import fuller
-from syncwatch.sla.intervals import (
-    VENDOR_CLASSES,
-    Bucket,
-    Interval,
-    bucket_events,
-    merge_buckets,
-    raw_intervals,
-)
-from syncwatch.sla.periods import excluded_mask
+from syncwatch.sla.intervals import VENDOR_CLASSES
 from syncwatch.store import Store
 
 CSV_COLUMNS = (
@@ -226,116 +210,3 @@ def _view(claim: Claim) -> dict[str, Any]:
         if claim.peak_quota is None
         else f"{claim.peak_quota[0]:,} of {claim.peak_quota[1]:,} (daily, at its highest)",
     }
-
-
-def month_to_date(
-    config: Config, events: list[Event], now: datetime
-) -> dict[str, tuple[float | None, float | None]]:
-    """Each contract's (uptime ratio, credit ratio) for its local month up to ``now``: the
-    figures behind ``syncwatch_uptime_ratio`` and ``syncwatch_service_credit_ratio``. Pure, so
-    the daemon runs it off its event loop."""
-    figures: dict[str, tuple[float | None, float | None]] = {}
-    for contract in config.contracts:
-        result = evaluate(contract, _local_month(contract, now), events, until=now)
-        if result.uptime is None:
-            figures[contract.name] = (None, None)
-        else:
-            figures[contract.name] = (float(result.uptime), float(result.credit_percent / 100))
-    return figures
-
-
-@dataclass
-class _ContractMonth:
-    """One contract's month so far: buckets of the events that can no longer change."""
-
-    month: str
-    period: Period
-    mask: bytearray
-    settled: dict[int, Bucket] = field(default_factory=dict)
-    settled_until: datetime | None = None
-    head: list[Interval] = field(default_factory=list)
-    """Raw statuses of the intervals wholly before ``settled_until``: final."""
-
-
-class MonthToDate:
-    """Month-to-date uptime and credit per contract, kept up to date incrementally.
-
-    Recomputing the month from every stored event each refresh grows with the month (and made
-    a simulated month quadratic). Events older than ``settle`` cannot change any more (a probe
-    has its outcome by its integration's timeout; a call is recorded when it returns), so they
-    are bucketed once and kept; each refresh reads and buckets only the last ``settle``. The
-    figures are exactly ``month_to_date``'s (a test compares them over a simulated run).
-    """
-
-    def __init__(self, config: Config) -> None:
-        self.config = config
-        slowest = max((i.timeout for i in config.integrations), default=0.0)
-        self.settle = timedelta(seconds=slowest) + SETTLE_MARGIN
-        self._months: dict[str, _ContractMonth] = {}
-
-    def read(self, store: Store, now: datetime) -> list[Event]:
-        """The events a refresh at ``now`` needs (on the daemon's loop: the store's thread)."""
-        starts = [self._month(contract, now).settled_until for contract in self.config.contracts]
-        if not starts:
-            return []
-        periods = [self._months[c.name].period for c in self.config.contracts]
-        since = min(start or period.start for start, period in zip(starts, periods, strict=True))
-        return stored_events(store, since, now)
-
-    def compute(
-        self, events: list[Event], now: datetime
-    ) -> dict[str, tuple[float | None, float | None]]:
-        """(uptime, credit) ratios per contract; pure apart from the cache (off the loop)."""
-        settle_at = now - self.settle
-        figures: dict[str, tuple[float | None, float | None]] = {}
-        for contract in self.config.contracts:
-            state = self._month(contract, now)
-            since = state.settled_until or state.period.start
-            fresh = [e for e in events if _moment(e) >= since]
-            if settle_at > since:
-                settled = [e for e in fresh if _moment(e) < settle_at]
-                merge_buckets(state.settled, bucket_events(contract, state.period, settled))
-                state.settled_until = settle_at
-                fresh = [e for e in fresh if _moment(e) >= settle_at]
-                _extend_head(contract, state)
-            buckets = dict(state.settled)
-            merge_buckets(buckets, bucket_events(contract, state.period, fresh))
-            uptime, credit = uptime_to_date(
-                contract, state.period, state.mask, buckets, now, state.head
-            )
-            figures[contract.name] = (
-                (None, None) if uptime is None else (float(uptime), float(credit / 100))
-            )
-        return figures
-
-    def _month(self, contract: Contract, now: datetime) -> _ContractMonth:
-        month = _local_month(contract, now)
-        state = self._months.get(contract.name)
-        if state is None or state.month != month:
-            period = month_period(contract, month)
-            state = _ContractMonth(month, period, excluded_mask(contract, period))
-            self._months[contract.name] = state
-        return state
-
-
-SETTLE_MARGIN = timedelta(minutes=10)
-"""Beyond the slowest timeout: a call's time is when it was sent, recorded when it returns."""
-
-
-def _extend_head(contract: Contract, state: _ContractMonth) -> None:
-    """Fix the raw status of every interval that ended before ``settled_until``."""
-    assert state.settled_until is not None
-    width = timedelta(minutes=contract.interval_minutes)
-    whole = max(0, (state.settled_until - state.period.start) // width)
-    if whole > len(state.head):
-        state.head.extend(
-            raw_intervals(contract, state.period, state.mask, state.settled, len(state.head), whole)
-        )
-
-
-def _moment(event: Event) -> datetime:
-    return event.at if isinstance(event, CallEvent) else event.started_at
-
-
-def _local_month(contract: Contract, now: datetime) -> str:
-    return now.astimezone(contract.zone).strftime("%Y-%m")

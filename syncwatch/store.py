@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -485,6 +485,23 @@ class Store:
             [to_db_time(since), to_db_time(until)],
         )
 
+    def concluded_probes_by_id(self, probe_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The probes of ``probe_ids`` that have an outcome, with the columns
+        ``concluded_probes_between`` gives (the daemon's month to date reads each probe once,
+        as it concludes, instead of the last hours of probes at every refresh)."""
+        rows: list[dict[str, Any]] = []
+        for first in range(0, len(probe_ids), _IDS_PER_QUERY):
+            chunk = list(probe_ids[first : first + _IDS_PER_QUERY])
+            marks = ", ".join("?" for _ in chunk)
+            rows.extend(
+                self.db.query(
+                    "SELECT integration, template, scheduled_at, outcome, error_class, latency_s "
+                    f"FROM probes WHERE probe_id IN ({marks}) AND outcome IS NOT NULL",
+                    chunk,
+                )
+            )
+        return rows
+
     def concluded_probes_since(self, since: datetime) -> list[dict[str, Any]]:
         """Probes with an outcome scheduled since ``since``, oldest first, with their times
         (the status page's day)."""
@@ -590,6 +607,8 @@ class Store:
 
 
 _CALL_FIELDS = tuple(f.name for f in fields(ApiCall))
+_IDS_PER_QUERY = 500
+"""Bound parameters per ``IN (...)``: well under SQLite's limit, old builds' 999 included."""
 
 RECENT_CALLS = timedelta(hours=25)
 """How far back ``calls_since`` can count: the guard's trailing day, and an hour to spare."""

@@ -26,19 +26,21 @@ import syncwatch.daemon as daemon_module
 from syncwatch.config import Config, Contract
 from syncwatch.daemon import SLA_REFRESH_S, Daemon
 from syncwatch.errors import ATTRIBUTION
-from syncwatch.evidence import event_lines, evidence_window, read_events, stored_events
-from syncwatch.metrics import Metrics
-from syncwatch.reports import (
-    Claim,
-    MonthToDate,
-    build_claims,
-    month_to_date,
-    render_csv,
-    render_html,
-    render_json,
+from syncwatch.events import ApiCall
+from syncwatch.evidence import (
+    api_call_event,
+    event_lines,
+    evidence_window,
+    probe_event,
+    read_events,
+    stored_events,
 )
+from syncwatch.metrics import Metrics
+from syncwatch.month_to_date import MonthToDate, month_to_date
+from syncwatch.reports import Claim, build_claims, render_csv, render_html, render_json
 from syncwatch.sandbox.scenario import FaultSpec, Scenario
 from syncwatch.sla import CallEvent, Event, ProbeEvent, evaluate, month_period
+from syncwatch.sla.intervals import bucket_events
 from syncwatch.store import from_db_time
 
 MONTH = "2026-10"
@@ -355,21 +357,37 @@ def test_month_to_date_uses_each_contracts_local_month(config_with: Callable[...
     assert figures == {"hubspot-demo": (None, None), "la": (1.0, 0.0)}
 
 
-def test_month_to_date_reads_the_month_once_then_only_what_can_still_change(
-    outage: Outage,
-) -> None:
-    """The daemon's first read is the stored evidence of the contract's local month so far;
-    after a refresh, reads start where settled events end (the slowest timeout + 10 min ago)."""
+def test_month_to_date_reads_the_month_once_then_only_what_it_is_handed(outage: Outage) -> None:
+    """The first read is every stored event of the contracts' local months (those not before
+    ``now`` yet too); what the daemon hands over before it is dropped (the read has it). After
+    it, a read is only what was handed over since the last one: recorded calls as they are,
+    concluded probes read back from the store by id, each once."""
     config, store = outage.rig.config, outage.rig.store
     now = outage.rig.clock.now()
-    period = month_period(config.contracts[0], MONTH)
+    october = [month_period(c, MONTH) for c in config.contracts]
+    call = ApiCall(now, "hubspot", "hubspot-demo", "forms.submit", 200, 0.2)
+    [probe] = store.db.query("SELECT * FROM probes WHERE outcome IS NOT NULL LIMIT 1")
+    probe_id = probe["probe_id"]
     cache = MonthToDate(config)
+    cache.call_recorded(call)
+    cache.probe_concluded(probe_id, INTEGRATION)
     first = cache.read(store, now)
-    assert first == stored_events(store, period.start, now)
+    since, until = min(p.start for p in october), max(p.end for p in october)
+    assert first == stored_events(store, since, until)
     assert any(isinstance(e, CallEvent) for e in first)
-    cache.compute(first, now)
-    settled = now - cache.settle
-    assert cache.read(store, now) == stored_events(store, settled, now)
+    assert cache.read(store, now) == []
+    untracked = ApiCall(now, "marketo", "marketo-demo", "leads.push", 200, 0.2)
+    cache.call_recorded(untracked)  # no contract of this config covers marketo
+    for _ in range(2):
+        cache.call_recorded(call)
+        cache.probe_concluded(probe_id, INTEGRATION)
+    cache.probe_concluded(probe_id, "an-integration-no-contract-covers")
+    assert cache.read(store, now) == [
+        probe_event(probe),
+        api_call_event(call),
+        api_call_event(call),
+    ]
+    assert cache.read(store, now) == []
 
 
 # -- the daemon's gauges ------------------------------------------------------------------------
@@ -413,13 +431,12 @@ def test_no_claim_text_is_left_unrendered(outage: Outage) -> None:
     assert not re.search(r"\{\{|\{%|None|Decimal\(|Fraction\(|<bound ", html)
 
 
-def bumpy_month(seed: int) -> list[Event]:
-    """Probes every 2 minutes and a vendor call every 3 from Oct 1 to Oct 4 (New York), with
-    random vendor outages (lost probes, 5xx calls), monitor-side gaps and short blips."""
-    rng = random.Random(seed)
+def bumpy_month(rng: random.Random, since: datetime, days: int) -> list[Event]:
+    """Probes every 2 minutes and a vendor call every 3 for ``days`` from ``since``, with random
+    vendor outages (lost probes, 5xx calls), monitor-side gaps and short blips."""
     events: list[Event] = []
-    moment = PERIOD_START
-    end = PERIOD_START + timedelta(days=3)
+    moment = since
+    end = since + timedelta(days=days)
     while moment < end:
         roll = rng.random()
         if roll < 0.04:
@@ -436,6 +453,27 @@ def bumpy_month(seed: int) -> list[Event]:
     return events
 
 
+def handed_over(
+    events: list[Event], rng: random.Random, settle: timedelta
+) -> list[tuple[datetime, Event]]:
+    """(when the daemon hands it over, event), in that order: a call when it returns, a probe
+    when it concludes; a few long after ``settle`` (a destination that could not be queried for
+    hours, probes resumed after a restart)."""
+    timed = []
+    for event in events:
+        if rng.random() < 0.03:
+            delay = settle + timedelta(minutes=rng.uniform(1, 360))
+        else:
+            delay = timedelta(seconds=rng.uniform(0, 900))
+        timed.append((_moment(event) + delay, event))
+    return sorted(timed, key=lambda pair: pair[0])
+
+
+MONTH_END = datetime(2026, 10, 30, 22, tzinfo=UTC)
+"""Two days around the end of October: midnight UTC after 26 hours, New York's after 30, and
+the end of daylight saving time two hours later."""
+
+
 @pytest.mark.parametrize(
     "rule",
     [
@@ -443,33 +481,49 @@ def bumpy_month(seed: int) -> list[Event]:
         {"unknown": "down"},
         {"unknown": "up", "downtime": {"min_consecutive_minutes": 10, "min_calls": 1}},
         {"interval_minutes": 1, "downtime": {"min_consecutive_minutes": 5}},
+        {
+            "downtime": {"min_calls": 3, "error_rate_above": "0.3"},
+            "credits": [{"below": 99.9, "credit": 10}, {"below": 50, "credit": 25}],
+            "min_credit_amount": "500",  # 10 % of 3600.00 is less: no credit
+        },
     ],
 )
 def test_the_incremental_month_to_date_equals_the_full_evaluation(
     config_with: Callable[..., Config], rule: dict[str, Any]
 ) -> None:
-    """Refreshed every 47 minutes over two bumpy days, MonthToDate gives exactly what
-    evaluating every event of the month so far gives, at every refresh (settled intervals,
-    the consecutive rule across the settled boundary and the unknown policies included)."""
-    config = config_with(contract(**rule))
-    events = bumpy_month(seed=len(str(rule)))
+    """Refreshed every 73 minutes (now and then after 5 hours) across the end of October in
+    New York and in UTC, handed events as they would be stored (some long after ``settle``,
+    some at the very instant of a refresh), restarted on the way: at every refresh the buckets
+    of MonthToDate hold each stored event before ``now`` once, and its figures are exactly what
+    evaluating all of them gives (settled intervals, the consecutive rule across the settled
+    boundary, the unknown policies and the minimum credit included)."""
+    config = config_with(contract(**rule), contract(name="utc", timezone="UTC", **rule))
+    evaluate_every = 4 if rule.get("interval_minutes") == 1 else 1  # 0.2 s per evaluation
+    rng = random.Random(len(str(rule)))
     incremental = MonthToDate(config)
-    now = PERIOD_START + timedelta(minutes=7)
-    compared = 0
-    while now < PERIOD_START + timedelta(days=2):
-        so_far = [e for e in events if (e.at if isinstance(e, CallEvent) else e.started_at) < now]
-        window = [e for e in so_far if _moment(e) >= _read_from(incremental, now)]
-        assert incremental.compute(window, now) == month_to_date(config, so_far, now), now
-        compared += 1
-        now += timedelta(minutes=47 if compared % 20 else 317)  # and an occasional long gap
-    assert compared >= 40
+    pending = handed_over(bumpy_month(rng, MONTH_END, days=2), rng, incremental.settle)
+    stored: list[Event] = []
+    now = MONTH_END + timedelta(minutes=7)
+    refreshes = late = 0
+    while now < MONTH_END + timedelta(days=2):
+        arrived = [event for at, event in pending if at <= now]
+        pending = [(at, event) for at, event in pending if at > now]
+        late += sum(1 for event in arrived if _moment(event) < now - incremental.settle)
+        arrived.append(CallEvent("hubspot", now, False, "vendor_5xx", 503))  # counts from later
+        stored.extend(arrived)
+        if refreshes == 12:  # a restarted daemon starts from the store
+            incremental, arrived = MonthToDate(config), list(stored)
+        so_far = [event for event in stored if _moment(event) < now]
+        figures = incremental.compute(arrived, now)
+        for each in config.contracts:
+            state = incremental._months[each.name]
+            assert state.buckets == bucket_events(each, state.period, so_far), (each.name, now)
+        if refreshes % evaluate_every == 0:
+            assert figures == month_to_date(config, so_far, now), now
+        refreshes += 1
+        now += timedelta(minutes=73 if refreshes % 10 else 317)
+    assert refreshes >= 30 and late >= 50, (refreshes, late)
 
 
 def _moment(event: Event) -> datetime:
     return event.at if isinstance(event, CallEvent) else event.started_at
-
-
-def _read_from(incremental: MonthToDate, now: datetime) -> datetime:
-    """Where MonthToDate.read would start reading at ``now``."""
-    states = [incremental._month(c, now) for c in incremental.config.contracts]
-    return min(s.settled_until or s.period.start for s in states)
