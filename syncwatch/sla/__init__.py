@@ -26,7 +26,6 @@ from syncwatch.sla.result import (
     credit_percent,
     evaluate,
     nearest_rank,
-    uptime_to_date,
 )
 
 __all__ = [
@@ -45,5 +44,4 @@ __all__ = [
     "month_period",
     "nearest_rank",
     "parse_month",
-    "uptime_to_date",
 ]

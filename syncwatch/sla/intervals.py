@@ -161,12 +161,12 @@ def raw_intervals(
 ) -> list[Interval]:
     """Intervals ``first`` to ``last`` (exclusive; default: all) before the consecutive rule,
     which needs its neighbours: apply ``consecutive_rule`` to the whole list."""
-    width = contract.interval_minutes
+    width, minutes = contract.interval_minutes, period.minutes  # a month has ~9,000 intervals
     count = interval_count(contract, period)
     intervals = []
     for index in range(first, count if last is None else min(last, count)):
         start = index * width
-        end = min(start + width, period.minutes)
+        end = min(start + width, minutes)
         counted = mask[start:end].count(0)
         bucket = buckets.get(index)
         status = EXCLUDED if counted == 0 else bucket.status(contract) if bucket else UNKNOWN

@@ -24,12 +24,10 @@ from syncwatch.sla.intervals import (
     Interval,
     ProbeEvent,
     bucket_events,
-    consecutive_rule,
     count_minutes,
     down_runs,
     interval_statuses,
     merge_buckets,
-    raw_intervals,
 )
 from syncwatch.sla.periods import (
     MINUTE,
@@ -270,32 +268,6 @@ def _counted(
         mark(mask, period, until, period.end, 1)
     intervals = interval_statuses(contract, period, mask, buckets)
     return count_minutes(contract, period, intervals), intervals
-
-
-def uptime_to_date(
-    contract: Contract,
-    period: Period,
-    mask: bytearray,
-    buckets: dict[int, Bucket],
-    until: datetime,
-    settled: Sequence[Interval] = (),
-) -> tuple[Fraction | None, Decimal]:
-    """Uptime and credit percent of the period up to ``until`` from already bucketed events:
-    the same figures ``evaluate(..., until=until)`` gives for the events behind ``buckets``,
-    without re-reading them (the daemon's month-to-date gauges; ``mask`` is the period's
-    ``excluded_mask``).
-
-    ``settled`` are the first intervals' raw statuses (``raw_intervals``), known final; only
-    the rest up to ``until`` is worked out. Intervals after ``until`` are wholly excluded, so
-    they add nothing to any count and are not built at all."""
-    mask = bytearray(mask)
-    mark(mask, period, until, period.end, 1)
-    width = timedelta(minutes=contract.interval_minutes)
-    last = math.ceil((until - period.start) / width)
-    tail = raw_intervals(contract, period, mask, buckets, len(settled), last)
-    intervals = consecutive_rule(contract, [*settled, *tail])
-    counts = count_minutes(contract, period, intervals)
-    return counts.uptime, credit_percent(contract, counts.uptime)
 
 
 def _consecutive_misses(
