@@ -11,10 +11,12 @@ rules see a series before its first failure instead of a gap (a counter that app
 its first increase). Values that do not exist yet (quota figures, SLA ratios, the last probe's
 time) stay absent rather than reading as a false zero.
 
-Scrapes run ``collect()`` synchronously on the daemon's event loop, so nothing here does I/O:
-the daemon pushes figures in as they happen, and SLA ratios are cached figures read at scrape
-time. The registry is passed in, never the global one, so tests and two daemons in one process
-never share counters.
+Scrapes render synchronously on the daemon's event loop, so nothing here does I/O: the daemon
+pushes figures in as they happen, and SLA ratios are cached figures read at scrape time. The
+families with series per integration (or per account) are ``syncwatch.exposition``'s, which
+render ~45,000 samples at 1,000 integrations in milliseconds where prometheus_client took ~0.4 s;
+the few global ones stay prometheus_client's. The registry is passed in, never the global one,
+so tests and two daemons in one process never share counters.
 """
 
 from __future__ import annotations
@@ -25,20 +27,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    disable_created_metrics,
-    generate_latest,
-)
+from prometheus_client import CollectorRegistry, Gauge, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from syncwatch import __version__
 from syncwatch.config import Config
 from syncwatch.errors import ATTRIBUTION, ERROR_CLASSES
 from syncwatch.events import ApiCall, QuotaFigure
+from syncwatch.exposition import Exposition
 
 # No ``_created`` series: a third of the exposition at 1,000 integrations (bench/RESULTS.md),
 # and neither the rules, the dashboard nor Prometheus without its created-timestamps feature
@@ -146,7 +142,7 @@ class Metrics:
         """``daily_windows`` names each account's daily quota window (the vendor's own name),
         for the quota warning level; accounts not in it get no warning series."""
         self.registry = registry
-        self.contracts = ContractFigures()
+        self._exposition = Exposition(registry)
         self._operations: dict[str, set[str]] = {}
         self._initialised: set[tuple[str, str, str]] = set()
         self._overdue_seen: dict[tuple[str, str], int] = {}
@@ -154,160 +150,147 @@ class Metrics:
         self._create_api_metrics()
         self._create_status_metrics()
         self._create_objective_metrics()
-        registry.register(self.contracts)
+        self.contracts = self._exposition.library(ContractFigures())
         for integration in config.integrations:
             self._init_integration(
                 integration.name, [run.template for run in integration.templates]
             )
         self._set_objectives(config, daily_windows or {})
 
+    def _library_gauge(self, name: str, documentation: str, labels: Sequence[str]) -> Gauge:
+        """A gauge with few series (global, per account or contract): the library's will do,
+        and other modules set it through the library's API."""
+        return self._exposition.library(Gauge(name, documentation, labels, registry=None))
+
     def _create_probe_metrics(self, latency_buckets: Sequence[float]) -> None:
         probe = ["integration", "template"]
-        self.probes = Counter(
-            "syncwatch_probes_total",
-            "Probes finished, by outcome.",
-            [*probe, "outcome"],
-            registry=self.registry,
+        self.probes = self._exposition.counter(
+            "syncwatch_probes_total", "Probes finished, by outcome.", [*probe, "outcome"]
         )
-        self.probe_failures = Counter(
+        self.probe_failures = self._exposition.counter(
             "syncwatch_probe_failures_total",
             "Probes that failed with an error class, by class and who is at fault.",
             [*probe, "error_class", "attribution"],
-            registry=self.registry,
         )
-        self.sync_latency = Histogram(
+        self.sync_latency = self._exposition.histogram(
             "syncwatch_sync_latency_seconds",
             "Source acceptance to destination creation, per detected probe.",
             probe,
-            buckets=latency_buckets,
-            registry=self.registry,
+            latency_buckets,
         )
-        self.in_flight = Gauge(
-            "syncwatch_probes_in_flight",
-            "Probes injected and not yet finished.",
-            ["integration"],
-            registry=self.registry,
+        self.in_flight = self._exposition.gauge(
+            "syncwatch_probes_in_flight", "Probes injected and not yet finished.", ["integration"]
         )
-        self.overdue = Gauge(
+        self.overdue = self._exposition.gauge(
             "syncwatch_probes_overdue",
             "Probes in flight for longer than their template's latency objective.",
             probe,
-            registry=self.registry,
         )
-        self.last_probe = Gauge(
+        self.last_probe = self._exposition.gauge(
             "syncwatch_last_probe_timestamp_seconds",
             "Unix time the integration's last probe finished; absent until one has.",
             ["integration"],
-            registry=self.registry,
         )
 
     def _create_api_metrics(self) -> None:
-        self.api_requests = Counter(
+        self.api_requests = self._exposition.counter(
             "syncwatch_api_requests_total",
             "HTTP requests to vendors, by result: ok or the error class.",
             ["vendor", "account", "operation", "result"],
-            registry=self.registry,
         )
-        self.api_duration = Histogram(
-            "syncwatch_api_request_duration_seconds",
-            "Duration of one HTTP request to a vendor, retries counted separately.",
-            ["vendor", "operation"],
-            buckets=API_DURATION_BUCKETS,
-            registry=self.registry,
+        self.api_duration = self._exposition.library(
+            Histogram(
+                "syncwatch_api_request_duration_seconds",
+                "Duration of one HTTP request to a vendor, retries counted separately.",
+                ["vendor", "operation"],
+                buckets=API_DURATION_BUCKETS,
+                registry=None,
+            )
         )
-        self.quota_used = Gauge(
+        self.quota_used = self._library_gauge(
             "syncwatch_api_quota_used",
             "Calls used in the quota window, as the vendor last reported.",
             ["account", "window"],
-            registry=self.registry,
         )
-        self.quota_limit = Gauge(
+        self.quota_limit = self._library_gauge(
             "syncwatch_api_quota_limit",
             "Calls allowed in the quota window, as the vendor last reported.",
             ["account", "window"],
-            registry=self.registry,
         )
 
     def _create_status_metrics(self) -> None:
-        self.incidents_open = Gauge(
+        self.incidents_open = self._library_gauge(
             "syncwatch_incidents_open",
             "Open incidents, by integration and cause.",
             ["integration", "cause"],
-            registry=self.registry,
         )
-        self.build_info = Gauge(
+        self.build_info = self._library_gauge(
             "syncwatch_build_info",
             "Always 1; the version label says which syncwatch is running.",
             ["version"],
-            registry=self.registry,
         )
         self.build_info.labels(__version__).set(1)
-        self.loop_lag = Histogram(
-            "syncwatch_event_loop_lag_seconds",
-            "How late the daemon's event loop wakes a periodic sleeper: time spent queued "
-            "behind other work.",
-            buckets=LOOP_LAG_BUCKETS,
-            registry=self.registry,
+        self.loop_lag = self._exposition.library(
+            Histogram(
+                "syncwatch_event_loop_lag_seconds",
+                "How late the daemon's event loop wakes a periodic sleeper: time spent queued "
+                "behind other work.",
+                buckets=LOOP_LAG_BUCKETS,
+                registry=None,
+            )
         )
 
     def _create_objective_metrics(self) -> None:
         """What the config promises, as gauges, so alert rules compare against the operator's
         own objectives instead of numbers copied into the rules file."""
         probe = ["integration", "template"]
-        self.latency_objective = Gauge(
+        self.latency_objective = self._exposition.gauge(
             "syncwatch_latency_objective_seconds",
             "The template's latency objective: slower probes end slow.",
             probe,
-            registry=self.registry,
         )
-        self.probe_interval = Gauge(
+        self.probe_interval = self._exposition.gauge(
             "syncwatch_probe_interval_seconds",
             "How often the template is probed (its schedule's every).",
             probe,
-            registry=self.registry,
         )
-        self.probe_timeout = Gauge(
+        self.probe_timeout = self._exposition.gauge(
             "syncwatch_probe_timeout_seconds",
             "After this a probe not found at the destination ends lost.",
             ["integration"],
-            registry=self.registry,
         )
-        self.success_objective = Gauge(
+        self.success_objective = self._exposition.gauge(
             "syncwatch_probe_success_objective_ratio",
             "The share of probes that should end ok (the burn-rate alerts' SLO).",
             ["integration"],
-            registry=self.registry,
         )
-        self.uptime_objective = Gauge(
+        self.uptime_objective = self._library_gauge(
             "syncwatch_uptime_objective_ratio",
             "The contract's uptime objective as a 0-1 ratio.",
             ["contract"],
-            registry=self.registry,
         )
-        self.quota_warning = Gauge(
+        self.quota_warning = self._library_gauge(
             "syncwatch_api_quota_warning_remaining",
             "Remaining calls in the daily window under which the account's quota is low.",
             ["account", "window"],
-            registry=self.registry,
         )
-        self.notifications_pending = Gauge(
+        self.notifications_pending = self._library_gauge(
             "syncwatch_notifications_pending",
             "Incident notifications queued for the target and not yet delivered.",
             ["target"],
-            registry=self.registry,
         )
 
     def _set_objectives(self, config: Config, daily_windows: Mapping[str, str]) -> None:
         for integration in config.integrations:
             name = integration.name
             for run in integration.templates:
-                self.latency_objective.labels(name, run.template).set(run.latency_objective)
-                self.probe_interval.labels(name, run.template).set(run.every)
-            self.probe_timeout.labels(name).set(integration.timeout)
+                self.latency_objective.set((name, run.template), run.latency_objective)
+                self.probe_interval.set((name, run.template), run.every)
+            self.probe_timeout.set((name,), integration.timeout)
             # Through Decimal: 99.9 / 100 in floats is 0.9990000000000001, which would make a
             # figure exactly at the objective compare as under it in the alert rules.
             ratio = Decimal(str(integration.success_objective_percent)) / 100
-            self.success_objective.labels(name).set(float(ratio))
+            self.success_objective.set((name,), float(ratio))
         for contract in config.contracts:
             self.uptime_objective.labels(contract.name).set(float(contract.objective_percent / 100))
         for account in config.accounts:
@@ -319,16 +302,15 @@ class Metrics:
 
     def _init_integration(self, integration: str, templates: Iterable[str]) -> None:
         """Create every series of one integration at zero (DESIGN §14.7)."""
-        self.in_flight.labels(integration)
+        self.in_flight.series((integration,))
         for template in templates:
-            self.overdue.labels(integration, template)
+            self.overdue.series((integration, template))
             for outcome in OUTCOMES:
-                self.probes.labels(integration, template, outcome)
+                self.probes.series((integration, template, outcome))
             for error_class in ERROR_CLASSES:
-                self.probe_failures.labels(
-                    integration, template, error_class, ATTRIBUTION[error_class]
-                )
-            self.sync_latency.labels(integration, template)
+                attribution = ATTRIBUTION[error_class]
+                self.probe_failures.series((integration, template, error_class, attribution))
+            self.sync_latency.series((integration, template))
 
     def probe_finished(
         self,
@@ -341,15 +323,15 @@ class Metrics:
     ) -> None:
         """Count one finished probe; ``latency_s`` is None when it was never detected."""
         outcome = outcome if outcome in OUTCOMES else OTHER
-        self.probes.labels(integration, template, outcome).inc()
+        self.probes.inc((integration, template, outcome))
         if error_class is not None:
             error_class = error_class if error_class in ATTRIBUTION else OTHER
             attribution = ATTRIBUTION.get(error_class, OTHER)
-            self.probe_failures.labels(integration, template, error_class, attribution).inc()
+            self.probe_failures.inc((integration, template, error_class, attribution))
         if latency_s is not None and math.isfinite(latency_s):
             # Negative values (clock-offset correction overshooting) would make _sum decrease.
-            self.sync_latency.labels(integration, template).observe(max(0.0, latency_s))
-        self.last_probe.labels(integration).set(finished_at.timestamp())
+            self.sync_latency.observe((integration, template), max(0.0, latency_s))
+        self.last_probe.set((integration,), finished_at.timestamp())
 
     def call_recorded(self, call: ApiCall, other_windows: Sequence[QuotaFigure] = ()) -> None:
         """Count one vendor request and keep its quota figures; fits ``http.CallSink``.
@@ -359,7 +341,7 @@ class Metrics:
         operation = self._operation(call.vendor, call.account, call.operation)
         result = "ok" if call.error_class is None else call.error_class
         result = result if result == "ok" or result in ATTRIBUTION else OTHER
-        self.api_requests.labels(call.vendor, call.account, operation, result).inc()
+        self.api_requests.inc((call.vendor, call.account, operation, result))
         if math.isfinite(call.duration_s):
             self.api_duration.labels(call.vendor, operation).observe(max(0.0, call.duration_s))
         window, used, limit = call.quota_window, call.quota_used, call.quota_limit
@@ -375,10 +357,10 @@ class Metrics:
 
     def set_overdue(self, counts: Mapping[tuple[str, str], int]) -> None:
         """Overdue probes by (integration, template); pairs not in ``counts`` go back to 0."""
-        for integration, template in self._overdue_seen.keys() - counts.keys():
-            self.overdue.labels(integration, template).set(0)
-        for (integration, template), count in counts.items():
-            self.overdue.labels(integration, template).set(count)
+        for pair in self._overdue_seen.keys() - counts.keys():
+            self.overdue.set(pair, 0)
+        for pair, count in counts.items():
+            self.overdue.set(pair, count)
         self._overdue_seen = dict(counts)
 
     def loop_lag_observed(self, seconds: float) -> None:
@@ -388,7 +370,7 @@ class Metrics:
 
     def set_in_flight(self, integration: str, count: int) -> None:
         """How many of the integration's probes are between injection and their outcome."""
-        self.in_flight.labels(integration).set(count)
+        self.in_flight.set((integration,), count)
 
     def set_contract_figures(
         self, contract: str, uptime_ratio: float | None, credit_ratio: float | None
@@ -397,8 +379,13 @@ class Metrics:
         self.contracts.set_contract_figures(contract, uptime_ratio, credit_ratio)
 
     def render(self) -> tuple[bytes, str]:
-        """The exposition body and its content type, for ``GET /metrics``."""
-        return generate_latest(self.registry), CONTENT_TYPE
+        """The exposition body and its content type, for ``GET /metrics``.
+
+        The same text as ``generate_latest(self.registry)``, made in a fraction of the time:
+        each family writes its own (``syncwatch.exposition``). Only the collectors created here
+        are rendered; one registered on the registry by other code would be missing.
+        """
+        return self._exposition.render().encode(), CONTENT_TYPE
 
     def _operation(self, vendor: str, account: str, operation: str) -> str:
         """The operation label, bounded; its result series are zero-initialised on first use."""
@@ -410,7 +397,7 @@ class Metrics:
         if (vendor, account, operation) not in self._initialised:
             self._initialised.add((vendor, account, operation))
             for result in ("ok", *ERROR_CLASSES):
-                self.api_requests.labels(vendor, account, operation, result)
+                self.api_requests.series((vendor, account, operation, result))
         return operation
 
 

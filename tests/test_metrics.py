@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+from metrics_support import run_promtool
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
@@ -287,3 +288,75 @@ def test_render_returns_the_text_format_and_its_content_type(metrics: Metrics) -
     body, content_type = metrics.render()
     assert content_type == CONTENT_TYPE == "text/plain; version=0.0.4; charset=utf-8"
     assert body == generate_latest(metrics.registry)
+
+
+ODD_INTEGRATION = 'odd "name" with \\ and\nnewline'
+"""Not a name the config allows, but the text format escapes any label value, so must we."""
+
+
+def busy(metrics: Metrics) -> None:
+    """One of every event, on configured and unknown integrations, including an odd name."""
+    for integration in (*INTEGRATIONS, ODD_INTEGRATION):
+        for n, (outcome, error_class, latency) in enumerate(
+            [("ok", None, 42.0), ("slow", None, 420.0), ("lost", "sync_lost", None)]
+        ):
+            metrics.probe_finished(
+                integration, "demo-request", outcome, error_class, latency, AT.replace(second=n)
+            )
+        metrics.set_in_flight(integration, 2)
+    metrics.set_overdue({(INTEGRATIONS[0], "demo-request"): 1, (ODD_INTEGRATION, "ünï"): 3})
+    metrics.call_recorded(api_call(quota_used=1200, quota_limit=15000, quota_window="daily"))
+    metrics.call_recorded(api_call(status=503, error_class="vendor_5xx", duration_s=31.0))
+    metrics.loop_lag_observed(0.003)
+    metrics.set_contract_figures("hubspot-demo", 0.9987, 0.10)
+
+
+def test_render_after_events_is_what_prometheus_client_writes(metrics: Metrics) -> None:
+    """The fast exposition equals the library's formatting of the same registry, parsed too."""
+    busy(metrics)
+    body, _content_type = metrics.render()
+    reference = generate_latest(metrics.registry)
+    assert body == reference
+    assert [
+        (family.name, family.type, family.documentation, family.samples)
+        for family in text_string_to_metric_families(body.decode())
+    ] == [
+        (family.name, family.type, family.documentation, family.samples)
+        for family in text_string_to_metric_families(reference.decode())
+    ]
+    assert value(metrics, "syncwatch_probes_in_flight", integration=ODD_INTEGRATION) == 2
+
+
+def test_promtool_accepts_escaped_label_values(metrics: Metrics) -> None:
+    """Prometheus's own parser reads the escaped odd label values without complaint."""
+    busy(metrics)
+    result = run_promtool("check", "metrics", stdin=metrics.render()[0].decode())
+    assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
+
+
+def test_a_scrape_shows_what_changed_since_the_previous_one(metrics: Metrics) -> None:
+    """Series rendered once and updated afterwards show their new values at the next scrape."""
+    probe = {"integration": INTEGRATIONS[0], "template": "demo-request"}
+    metrics.set_overdue({(INTEGRATIONS[0], "demo-request"): 2})
+    metrics.render()
+    later = AT.replace(hour=10)
+    metrics.probe_finished(**probe, outcome="ok", error_class=None, latency_s=12.0, finished_at=AT)
+    metrics.probe_finished(
+        **probe, outcome="ok", error_class=None, latency_s=9.0, finished_at=later
+    )
+    metrics.set_in_flight(INTEGRATIONS[0], 5)
+    metrics.set_overdue({})
+    metrics.call_recorded(api_call())
+    assert value(metrics, "syncwatch_probes_total", **probe, outcome="ok") == 2
+    assert value(metrics, "syncwatch_sync_latency_seconds_bucket", **probe, le="10.0") == 1
+    assert value(metrics, "syncwatch_sync_latency_seconds_bucket", **probe, le="15.0") == 2
+    assert value(metrics, "syncwatch_sync_latency_seconds_sum", **probe) == 21.0
+    last = value(metrics, "syncwatch_last_probe_timestamp_seconds", integration=INTEGRATIONS[0])
+    assert last == later.timestamp()
+    assert value(metrics, "syncwatch_probes_in_flight", integration=INTEGRATIONS[0]) == 5
+    assert value(metrics, "syncwatch_probes_overdue", **probe) == 0
+    request = {"vendor": "salesforce", "account": "salesforce-demo", "operation": "query"}
+    assert value(metrics, "syncwatch_api_requests_total", **request, result="ok") == 1
+    metrics.probe_finished(**probe, outcome="ok", error_class=None, latency_s=None, finished_at=AT)
+    assert value(metrics, "syncwatch_probes_total", **probe, outcome="ok") == 3
+    assert metrics.render()[0] == generate_latest(metrics.registry)
