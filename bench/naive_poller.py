@@ -26,7 +26,7 @@ from pathlib import Path
 from bench.probe_cost import one_probe
 from syncwatch.clock import RealClock
 from syncwatch.config import Config, Integration, TemplateRun, load_config
-from syncwatch.daemon import LOOP_LAG_EVERY_S, START_JITTER_S
+from syncwatch.daemon import LOOP_LAG_EVERY_S, start_window
 from syncwatch.errors import VendorError
 from syncwatch.events import ApiCall, QuotaFigure
 from syncwatch.vendors.base import Wiring
@@ -60,7 +60,8 @@ class NaivePoller:
     _ids: int = 0
 
     async def schedule(self, integration: Integration, run: TemplateRun) -> None:
-        await asyncio.sleep(self.rng.uniform(0, min(run.every, START_JITTER_S)))
+        schedules = sum(len(i.templates) for i in self.config.integrations)
+        await asyncio.sleep(self.rng.uniform(0, start_window(run.every, schedules)))  # as ours
         while True:
             task = asyncio.ensure_future(self.probe(integration))
             self.tasks.add(task)

@@ -44,9 +44,10 @@ IN_FLIGHT = "syncwatch_probes_in_flight"
 LAST_PROBE = "syncwatch_last_probe_timestamp_seconds"
 PER_MINUTE = 60.0
 PERIOD_S = 60.0
-"""The probes' period. Starts are jittered over the first 10 s of it (``START_JITTER_S``), so
-launches come in a burst once a minute: a window of exactly one period holds one probe per
-integration, and (after a warm-up of at least the connector's latency) one conclusion."""
+"""The probes' period. First starts are jittered over its first 10 s, or over more of it with
+thousands of integrations (``start_window``); either way a window of exactly one period holds
+one probe per integration, and (after a warm-up of at least the connector's latency) one
+conclusion."""
 LAUNCHED_ENOUGH = 0.95
 """A run keeps up when it launches the probes its schedule asks for and concludes most of them
 within the window (conclusions come in bursts, one batched query per tick, so the count in one

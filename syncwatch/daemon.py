@@ -47,6 +47,13 @@ log = structlog.get_logger("syncwatch.daemon")
 
 MAX_CONCURRENCY = 16
 START_JITTER_S = 10.0
+"""A schedule's first probe starts at a random moment this long (or its period, if shorter)
+after start-up, so schedules do not fire in step..."""
+MAX_STARTS_PER_S = 200.0
+"""...and when there are so many schedules that more than about this many would start a second,
+over as much of the period as it takes: launches then stay spread over every later period too,
+instead of all of them coming in the first 10 s of each minute (at 10,000 integrations the
+burst outran one core while the rest of the minute sat idle)."""
 IDLE_WAKE_S = 30.0
 """The poll loop wakes at least this often, which is also the readiness heartbeat."""
 CLEANUP_CHECK_S = 30.0
@@ -228,10 +235,10 @@ class Daemon:
         in flight has concluded or ``drain_s`` has passed, so its leads can be cleaned up too.
         """
         await self.start()
+        runs = [(i, run) for i in self.config.integrations for run in i.templates]
         schedules = [
-            asyncio.ensure_future(self._schedule(i, run))
-            for i in self.config.integrations
-            for run in i.templates
+            asyncio.ensure_future(self._schedule(i, run, start_window(run.every, len(runs))))
+            for i, run in runs
         ]
         loops = [
             self._poll_loop(),
@@ -292,9 +299,9 @@ class Daemon:
 
     # -- loops ---------------------------------------------------------------------------------
 
-    async def _schedule(self, integration: Integration, run: TemplateRun) -> None:
+    async def _schedule(self, integration: Integration, run: TemplateRun, window: float) -> None:
         """Run once at a jittered start, then every ``every``, never waiting for the probe."""
-        await self.clock.sleep(self.rng.uniform(0, min(run.every, START_JITTER_S)))
+        await self.clock.sleep(self.rng.uniform(0, window))
         while True:
             task = asyncio.ensure_future(self._launch(integration, run))
             self._launches.add(task)
@@ -468,3 +475,8 @@ def stop_on_signals(stop: asyncio.Event) -> Callable[[], None]:
                 loop.remove_signal_handler(signum)
 
     return restore
+
+
+def start_window(every: float, schedules: int) -> float:
+    """How long after start-up a schedule's first probe may start (``MAX_STARTS_PER_S``)."""
+    return min(every, max(START_JITTER_S, schedules / MAX_STARTS_PER_S))

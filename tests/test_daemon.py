@@ -29,7 +29,13 @@ from structlog.testing import capture_logs
 
 import syncwatch.daemon as daemon_module
 from syncwatch.clock import VirtualClock
-from syncwatch.daemon import START_JITTER_S, Daemon, stop_on_signals
+from syncwatch.daemon import (
+    MAX_STARTS_PER_S,
+    START_JITTER_S,
+    Daemon,
+    start_window,
+    stop_on_signals,
+)
 from syncwatch.errors import StoreError
 from syncwatch.events import ApiCall, QuotaFigure
 from syncwatch.probing import PROBE_COST_ESTIMATE
@@ -175,6 +181,24 @@ async def test_two_integrations_on_one_salesforce_account_share_one_query_per_ti
     outcomes = Counter((row["integration"], row["outcome"]) for row in probes(rig.store))
     assert outcomes == {(INTEGRATION, "ok"): 12, (TWIN, "ok"): 12}
     assert len(batches) < 24, "batching: fewer queries than probes"
+
+
+@pytest.mark.parametrize(
+    ("every", "schedules", "window"),
+    [
+        (60.0, 3, START_JITTER_S),  # a few schedules: the first 10 s
+        (5.0, 3, 5.0),  # never past the period
+        (60.0, 2_000, START_JITTER_S),  # 200 a second fit in 10 s
+        (60.0, 10_000, 10_000 / MAX_STARTS_PER_S),  # 50 s: 200 a second
+        (60.0, 50_000, 60.0),  # the whole period, and no more
+    ],
+)
+def test_first_starts_spread_with_the_number_of_schedules(
+    every: float, schedules: int, window: float
+) -> None:
+    """Thousands of schedules start over as much of the period as keeps ~200 starts a second,
+    so every later period is spread as evenly; a few start within 10 s, as a demo expects."""
+    assert start_window(every, schedules) == pytest.approx(window)
 
 
 async def test_each_schedule_runs_once_at_a_jittered_start_then_every_period(
