@@ -4,7 +4,8 @@ It owns what no adapter should do on its own: explicit call timeouts on the inje
 bounded retries (tenacity) that honour ``Retry-After`` and never resend a create the vendor may
 have acted on, per-account throttling at the vendor's documented rate (asyncio-throttle, driven
 by the injected clock) and concurrency (where a vendor documents a bound), the vendor's clock
-offset from ``Date`` headers, and recording every attempt as an API call with its quota figures.
+offset from ``Date`` headers, recording every attempt as an API call with its quota figures, and
+keeping no vendor cookie (``http_wire``: what goes on the wire, and how it is built cheaply).
 Adapters supply what only they know: how to classify a response (``Classifier``) and where its
 quota figures are (``QuotaParser`` for headers; ``report_quota`` for a vendor, like Marketo, that
 reports usage in a response body).
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -43,6 +45,7 @@ from syncwatch.errors import (
     VendorUnavailable,
 )
 from syncwatch.events import ApiCall, QuotaFigure
+from syncwatch.http_wire import FixedUrls, refuse_cookies, send_capped
 from syncwatch.redact import REDACTOR, Redactor
 
 Classifier = Callable[[httpx.Response], VendorError | None]
@@ -180,7 +183,7 @@ class ClockOffset:
         if not date_header:
             return
         try:
-            server = parsedate_to_datetime(date_header)
+            server = _http_date(date_header)
         except (TypeError, ValueError):
             return
         if server.tzinfo is None:
@@ -199,6 +202,13 @@ class ClockOffset:
         if self.low is None or self.high is None:
             return None
         return (self.low + self.high) / 2
+
+
+@functools.lru_cache(maxsize=64)
+def _http_date(value: str) -> datetime:
+    """A ``Date`` header read once: every response has one, and the calls of every account in
+    the same second carry the same text."""
+    return parsedate_to_datetime(value)
 
 
 @dataclass
@@ -223,6 +233,11 @@ class AccountHttp:
     """Requests in flight at once for this account (Marketo: 10); None leaves it unbounded."""
     _throttlers: dict[str, ClockThrottler] = field(default_factory=dict, init=False)
     _slots: asyncio.Semaphore | None = field(default=None, init=False)
+    _urls: FixedUrls = field(default_factory=FixedUrls, init=False)
+
+    def __post_init__(self) -> None:
+        """No vendor cookie is kept or sent, whoever built the client (see ``http_wire``)."""
+        refuse_cookies(self.client)
 
     async def request(
         self,
@@ -312,25 +327,9 @@ class AccountHttp:
 
     async def _fetch(self, method: str, url: str, kwargs: dict[str, Any]) -> httpx.Response:
         """Send, and read the body up to ``MAX_RESPONSE_BYTES``; past that, stop reading."""
-        response = await self.client.send(
-            self.client.build_request(method, url, **kwargs), stream=True
-        )
-        chunks: list[bytes] = []
-        size = 0
-        try:
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > MAX_RESPONSE_BYTES:
-                    raise MalformedResponse(
-                        f"{self.vendor} {self.account}: the answer is longer than "
-                        f"{MAX_RESPONSE_BYTES} bytes; not read further",
-                        status=response.status_code,
-                    )
-                chunks.append(chunk)
-        finally:
-            await response.aclose()
-        response._content = b"".join(chunks)  # what ``aread`` would have set
-        return response
+        request = self._urls.build(self.client, method, url, kwargs)
+        who = f"{self.vendor} {self.account}"
+        return await send_capped(self.client, request, MAX_RESPONSE_BYTES, who)
 
     async def _translate(self, exc: Exception, sent: float | None = None) -> VendorError:
         """A transport failure's class: ours (DNS, TLS, self-check failing) or the vendor's."""

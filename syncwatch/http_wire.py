@@ -1,0 +1,131 @@
+"""How ``AccountHttp`` puts a request on the wire and reads the answer, without per-call waste.
+
+Three things live here, each because it runs on every vendor call (thousands a simulated day,
+one every few seconds per account in production):
+
+- Cookies are refused. Vendor REST APIs authenticate every call with a token or a signature;
+  none of the calls syncwatch makes depends on a cookie, and a cookie a vendor or a proxy in
+  front of it sets (load-balancer affinity, bot management, a visitor id from a form handler) is
+  session state the monitor must not keep: it would tie every later probe to the session of an
+  earlier one, so a probe would no longer see what a fresh integration sees, and it would hold a
+  vendor-issued identifier in memory for the life of the process. httpx's default jar also costs
+  a urllib ``Request`` and an ``email.message.Message`` per response, to find nothing.
+- An account's fixed URLs are merged with its base URL once. httpx parses and validates the URL
+  text of every request (twice for a relative one: the path, then the path joined to the base
+  URL); a path without a query (a token endpoint, a form's submit URL, ``leads.json``) is the
+  same string on every call, so the ``httpx.URL`` the first call built is handed back as is.
+  A URL with a query carries per-call data (a SOQL literal, a list of ids) and is built anew.
+- A body is read only up to a bound, so a proxy streaming forever cannot hold all of it.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import urllib.request
+from typing import Any
+
+import httpx
+
+from syncwatch.errors import MalformedResponse
+
+FIXED_URLS_KEPT = 128
+"""Distinct query-less URLs remembered per account: the documented endpoints an adapter calls
+are a handful; paths that carry a record id (a delete by id) come and go, oldest out first."""
+
+
+class NoCookieJar(http.cookiejar.CookieJar):
+    """A jar that neither keeps a cookie a response sets nor adds one to a request.
+
+    See the module's docstring for why syncwatch sends no vendor cookie back. A cookie set on
+    the client by hand is dropped too: the client carries no session, whoever tries to give it
+    one. (A ``cookies=`` argument to one request still goes with that request: it is the
+    caller's explicit choice, and no adapter makes it.)
+    """
+
+    def extract_cookies(self, response: Any, request: urllib.request.Request) -> None:
+        return None
+
+    def add_cookie_header(self, request: urllib.request.Request) -> None:
+        return None
+
+    def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
+        return None
+
+
+class _NoCookies(httpx.Cookies):
+    """httpx's cookie mapping over a ``NoCookieJar`` that does not build, for every response,
+    the urllib adapters (a ``Request`` from the URL and headers, a ``Message`` from the response
+    headers) the jar would only ignore: about a quarter of a call's client-side time."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+    def set_cookie_header(self, request: httpx.Request) -> None:
+        return None
+
+
+def refuse_cookies(client: httpx.AsyncClient) -> None:
+    """Make ``client`` stateless: no cookie kept from a response, so none is sent back.
+
+    The jar goes in through httpx's public ``cookies`` setter, so the policy holds whatever
+    httpx does internally. If the client keeps that mapping in the attribute httpx 0.28 uses,
+    it is then swapped for one that skips the jar's per-response adapters; were that attribute
+    to move, only the saving is lost (a test says so), never the policy.
+    """
+    client.cookies = NoCookieJar()
+    if vars(client).get("_cookies") is client.cookies:
+        client._cookies = _NoCookies(client.cookies.jar)  # httpx's own attribute: see above
+
+
+class FixedUrls:
+    """One account's query-less URLs, each merged with the client's base URL once.
+
+    The first request to a URL is built from its text as always; its ``httpx.URL`` is kept and
+    passed to ``build_request`` on later calls, which merges an absolute ``httpx.URL`` as is,
+    so the request is the same, byte for byte, only without parsing the text again. (An
+    account's client keeps its base URL for life: nothing sets ``base_url`` after building it.)
+    """
+
+    def __init__(self, kept: int = FIXED_URLS_KEPT) -> None:
+        self._kept = kept
+        self._urls: dict[str, httpx.URL] = {}
+
+    def __len__(self) -> int:
+        return len(self._urls)
+
+    def build(
+        self, client: httpx.AsyncClient, method: str, url: str, kwargs: dict[str, Any]
+    ) -> httpx.Request:
+        """``client.build_request(method, url, **kwargs)``, with ``url`` parsed once."""
+        known = self._urls.get(url)
+        if known is not None:
+            return client.build_request(method, known, **kwargs)
+        request = client.build_request(method, url, **kwargs)
+        if isinstance(url, str) and "?" not in url and "params" not in kwargs:
+            if len(self._urls) >= self._kept:
+                del self._urls[next(iter(self._urls))]
+            self._urls[url] = request.url
+        return request
+
+
+async def send_capped(
+    client: httpx.AsyncClient, request: httpx.Request, limit: int, who: str
+) -> httpx.Response:
+    """Send, and read the body up to ``limit`` bytes; past that, stop reading and refuse it as
+    ``malformed`` (``who`` names the account in the message)."""
+    response = await client.send(request, stream=True)
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise MalformedResponse(
+                    f"{who}: the answer is longer than {limit} bytes; not read further",
+                    status=response.status_code,
+                )
+            chunks.append(chunk)
+    finally:
+        await response.aclose()
+    response._content = b"".join(chunks)  # what ``aread`` would have set
+    return response

@@ -1,0 +1,180 @@
+"""What ``AccountHttp`` puts on the wire: no vendor cookie sent back, and every request exactly
+the one httpx builds from the same arguments, however often its URL is reused."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from syncwatch.clock import VirtualClock
+from syncwatch.events import ApiCall, QuotaFigure
+from syncwatch.http import AccountHttp, classify_status
+from syncwatch.http_wire import FixedUrls, NoCookieJar, refuse_cookies
+
+BASE = "https://acme.my.salesforce.example"
+
+
+def accept(response: httpx.Response) -> None:
+    return None
+
+
+def status(response: httpx.Response) -> int:
+    return response.status_code
+
+
+def no_sink(call: ApiCall, other_windows: tuple[QuotaFigure, ...]) -> None:
+    return None
+
+
+Recorder = Callable[[httpx.Request], httpx.Response]
+
+
+@pytest.fixture
+def seen() -> list[httpx.Request]:
+    """The requests the fake vendor received, in order."""
+    return []
+
+
+def account(
+    clock: VirtualClock, handler: Recorder, base_url: str = BASE, **client: Any
+) -> AccountHttp:
+    """An account's HTTP layer over a fake vendor, its client built as a caller would."""
+    return AccountHttp(
+        vendor="salesforce",
+        account="sf-prod",
+        client=httpx.AsyncClient(
+            base_url=base_url, transport=httpx.MockTransport(handler), **client
+        ),
+        clock=clock,
+        sink=no_sink,
+        classify=lambda response: classify_status(response, "refused"),
+    )
+
+
+def recording(requests: list[httpx.Request], **headers: str) -> Recorder:
+    """A vendor that keeps every request and answers 200 with ``headers``."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        return httpx.Response(200, headers=headers, json={"ok": True})
+
+    return handler
+
+
+# -- cookies -----------------------------------------------------------------------------------
+
+
+async def test_a_cookie_a_vendor_sets_is_never_sent_back(
+    clock: VirtualClock, seen: list[httpx.Request]
+) -> None:
+    """Salesforce and CDN fronts set cookies (BrowserId, __cf_bm); the next call carries none."""
+    cookies = "BrowserId=abc123; Path=/; Domain=.salesforce.example; Secure"
+    http = account(clock, recording(seen, **{"Set-Cookie": cookies}))
+    for _ in range(2):
+        await http.request("query", "GET", "/services/data/v62.0/limits", parse=accept,
+                           idempotent=True)  # fmt: skip
+    assert "cookie" not in seen[1].headers
+    assert len(http.client.cookies) == 0
+    await http.aclose()
+
+
+async def test_a_cookie_set_on_the_client_by_hand_is_not_sent_either(
+    clock: VirtualClock, seen: list[httpx.Request]
+) -> None:
+    """The client holds no session whoever gives it one: a cookie set on it is dropped."""
+    http = account(clock, recording(seen), cookies={"sid": "from-config"})
+    http.client.cookies.set("sid", "set-later", domain="acme.my.salesforce.example")
+    await http.request("limits", "GET", "/services/data/v62.0/limits", parse=accept,
+                       idempotent=True)  # fmt: skip
+    assert "cookie" not in seen[0].headers
+    await http.aclose()
+
+
+async def test_no_cookie_adapters_are_built_for_a_response(
+    clock: VirtualClock, seen: list[httpx.Request], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """httpx's jar would build a urllib request per response only to ignore it: that cost is
+    gone (an httpx upgrade that moves the client's cookie mapping fails here, not silently)."""
+
+    def built(*args: object) -> None:
+        raise AssertionError("a urllib cookie adapter was built")
+
+    monkeypatch.setattr(httpx.Cookies, "_CookieCompatRequest", built)
+    http = account(clock, recording(seen, **{"Set-Cookie": "a=b"}))
+    assert await http.request("x", "GET", "/x", parse=status, idempotent=True) == 200
+    await http.aclose()
+
+
+def test_refusing_cookies_keeps_a_jar_that_refuses_them_whatever_httpx_keeps() -> None:
+    """The policy goes in through httpx's public setter; the saving is on top of it."""
+    client = httpx.AsyncClient()
+    refuse_cookies(client)
+    assert isinstance(client.cookies.jar, NoCookieJar)
+    client.cookies.set("a", "b")
+    assert len(client.cookies) == 0
+
+
+# -- URLs --------------------------------------------------------------------------------------
+
+CASES: list[tuple[str, str, str, dict[str, Any]]] = [
+    (BASE, "GET", "/services/data/v62.0/limits", {}),
+    (BASE, "GET", "services/data/v62.0/limits", {}),
+    (f"{BASE}/prefix", "POST", "/rest/v1/leads.json", {"json": {"input": [{"email": "a@b"}]}}),
+    (f"{BASE}/prefix/", "POST", "rest/v1/leads.json", {"data": {"a": "b c"}}),
+    (BASE, "GET", f"{BASE}/services/data/v62.0/query?q=SELECT+Id+FROM+Lead", {}),
+    (BASE, "GET", "/services/data/v62.0/query", {"params": {"q": "SELECT Id FROM Lead"}}),
+    (BASE, "POST", "https://api.hsforms.example/submit/1/5c1e8f2a", {"json": {"fields": []}}),
+    (BASE, "DELETE", "/crm/v3/objects/contacts/1%202", {"headers": {"X-A": "b"}}),
+    (BASE, "GET", "/a/./b/../c path", {}),
+    ("https://münchen.example:443/x", "GET", "/ä?", {}),
+    (BASE, "GET", "/services/data/v62.0/query?", {}),
+]
+
+
+@pytest.mark.parametrize(("base_url", "method", "url", "kwargs"), CASES)
+async def test_every_request_is_the_one_httpx_builds_each_time_its_url_is_used(
+    clock: VirtualClock, base_url: str, method: str, url: str, kwargs: dict[str, Any]
+) -> None:
+    """Reusing a URL's parse changes nothing on the wire: method, URL, headers and body of the
+    first, second and third call all equal a plain client's request from the same arguments."""
+    seen: list[httpx.Request] = []
+    http = account(clock, recording(seen), base_url)
+    for _ in range(3):
+        await http.request("op", method, url, parse=accept, idempotent=True, **kwargs)
+    async with httpx.AsyncClient(base_url=base_url) as plain:
+        expected = plain.build_request(method, url, **kwargs)
+    for request in seen:
+        assert request.method == expected.method
+        assert str(request.url) == str(expected.url)
+        assert request.url.raw_path == expected.url.raw_path
+        assert request.headers.raw == expected.headers.raw
+        assert request.content == expected.content
+    await http.aclose()
+
+
+def test_only_query_less_urls_are_kept_and_the_oldest_goes_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A query carries per-call data (a SOQL literal); a path is the account's fixed endpoint,
+    parsed on its first call only. Ids make some paths one-off, so only the newest few stay."""
+    client = httpx.AsyncClient(base_url=BASE)
+    given: list[str | httpx.URL] = []
+    build_request = client.build_request
+
+    def spy(method: str, url: str | httpx.URL, **kwargs: Any) -> httpx.Request:
+        given.append(url)
+        return build_request(method, url, **kwargs)
+
+    monkeypatch.setattr(client, "build_request", spy)
+    urls = FixedUrls(kept=2)
+    urls.build(client, "GET", "/services/data/v62.0/query?q=x", {})
+    urls.build(client, "GET", "/services/data/v62.0/query", {"params": {"q": "x"}})
+    assert len(urls) == 0
+    for path in ("/a", "/a", "/b", "/c", "/a"):
+        urls.build(client, "GET", path, {})
+    assert len(urls) == 2
+    assert given[2:] == ["/a", httpx.URL(f"{BASE}/a"), "/b", "/c", "/a"]
+    assert isinstance(given[3], httpx.URL)
