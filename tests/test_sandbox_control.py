@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import random
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from starlette.applications import Starlette
@@ -11,7 +12,8 @@ from starlette.routing import Mount
 from syncwatch.clock import VirtualClock
 from syncwatch.sandbox import create_app
 from syncwatch.sandbox.app import PREFIXES
-from syncwatch.sandbox.scenario import Scenario
+from syncwatch.sandbox.faults import FaultBook
+from syncwatch.sandbox.scenario import FaultSpec, Scenario
 from syncwatch.sandbox.world import World
 
 
@@ -99,6 +101,43 @@ async def test_every_response_carries_a_date_header_from_the_sandbox_clock(
     response = await client.get("/_sandbox/state")
     assert response.headers["date"] == "Mon, 05 Oct 2026 09:01:30 GMT"
     assert len(response.headers.get_list("date")) == 1
+
+
+async def test_the_date_header_follows_the_clock_second_by_second(
+    client: httpx.AsyncClient, clock: VirtualClock
+) -> None:
+    """Within a second the header stays; past a second boundary it moves, never lagging."""
+    dates = []
+    for step in (0.2, 0.3, 0.4, 0.2, 1.0, 59.0):
+        await clock.advance(step)
+        dates.append((await client.get("/_sandbox/faults")).headers["date"])
+    assert dates == [
+        "Mon, 05 Oct 2026 09:00:00 GMT",
+        "Mon, 05 Oct 2026 09:00:00 GMT",
+        "Mon, 05 Oct 2026 09:00:00 GMT",
+        "Mon, 05 Oct 2026 09:00:01 GMT",
+        "Mon, 05 Oct 2026 09:00:02 GMT",
+        "Mon, 05 Oct 2026 09:01:01 GMT",
+    ]
+
+
+def test_active_faults_are_found_in_id_order_after_live_changes() -> None:
+    """``fire`` takes the first active fault, so ``active`` keeps id order through clears and
+    additions (and finds nothing, quickly, in a book with no fault)."""
+    book = FaultBook(random.Random(0))
+    now = datetime(2026, 10, 5, 9, 0, tzinfo=UTC)
+    assert book.active("validation", "hubspot", now) == []
+    first, second, third = (
+        book.schedule(FaultSpec(kind="validation", vendor=vendor, field=field), now)
+        for vendor, field in (("hubspot", "a"), (None, "b"), ("hubspot", "c"))
+    )
+    assert book.active("validation", "hubspot", now) == [first, second, third]
+    book.clear(first.id)
+    fourth = book.schedule(FaultSpec(kind="validation", vendor="hubspot", field="d"), now)
+    assert book.active("validation", "hubspot", now) == [second, third, fourth]
+    assert book.active("validation", "marketo", now) == [second]
+    assert book.active("outage", "hubspot", now) == []
+    assert book.fire("validation", "hubspot", now) == second
 
 
 def test_every_mounted_prefix_is_listed_for_the_sandbox_command() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -279,3 +280,81 @@ def test_any_text_parses_or_is_refused_with_a_salesforce_error(text: str) -> Non
         soql.parse(text)
     except SoqlError as refused:
         assert refused.error_code in {"MALFORMED_QUERY", "INVALID_FIELD", "INVALID_TYPE"}
+
+
+# -- the scanner reads exactly what a token-at-a-time reader reads ---------------------------
+
+_REFERENCE_TOKEN = re.compile(
+    r"""
+    (?P<space>\s+)
+    | (?P<string>'(?:[^'\\]|\\.)*')
+    | (?P<datetime>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:Z|[+-]\d{2}:\d{2}))
+    | (?P<integer>\d+)
+    | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
+    | (?P<op><=|>=|!=|=|<|>)
+    | (?P<punct>[,()])
+    """,
+    re.VERBOSE,
+)
+
+
+def reference_tokens(text: str) -> list[tuple[str, str, Any]]:
+    """The grammar read one ``match`` at a time, as the sandbox first did: the oracle for
+    ``soql.tokenize``'s single scanner (tokens, values, and which error comes first)."""
+    tokens: list[tuple[str, str, Any]] = []
+    position = 0
+    while position < len(text):
+        match = _REFERENCE_TOKEN.match(text, position)
+        if match is None:
+            raise soql.malformed(f"unexpected token: '{text[position:].split()[0]}'")
+        position = match.end()
+        kind, token = match.lastgroup or "space", match.group()
+        if kind == "space":
+            continue
+        if kind == "name" and token.upper() in {"SELECT", "FROM", "WHERE", "AND", "IN", "LIKE",
+                                                "LIMIT"}:  # fmt: skip
+            tokens.append(("keyword", token.upper(), None))
+        elif kind == "string":
+            soql.unescape(token[1:-1], for_like=False)
+            tokens.append((kind, token, token[1:-1]))
+        elif kind == "datetime":
+            tokens.append((kind, token, soql.parse_datetime(token)))
+        elif kind == "integer":
+            tokens.append((kind, token, int(token)))
+        else:
+            tokens.append((kind, token, None))
+    tokens.append(("end", "<end of query>", None))
+    return tokens
+
+
+SOQL_PIECES = [
+    "SELECT", "select", "Id", ",", "Email", "FROM", "Lead", "WHERE", "IN", "(", ")", "=", "!=",
+    "<=", ">", "AND", "LIKE", "LIMIT", "5", "007", "2026-10-05T09:00:00Z",
+    "2026-10-05T11:00:00+02:00", "2026-13-05T09:00:00Z", "'a@x.com'", "'o\\'brien'", "'100\\%'",
+    "'tab\\there'", "'bad \\q'", "'\\\\'", "'open", "'", "\\", '"', ";", "-", ".", "é", "\n", "\t",
+    "'line\nbreak'", "'esc\\\nnewline'", "''",
+]  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=120),
+        st.lists(st.sampled_from(SOQL_PIECES), max_size=24).map(" ".join),
+        st.lists(st.sampled_from(SOQL_PIECES), max_size=24).map("".join),
+    )
+)
+def test_the_scanner_tokenizes_exactly_as_a_token_at_a_time_reader(text: str) -> None:
+    """Same tokens and values for every text, and the same first error where one is wrong:
+    the one-pass scanner changes how fast a query is read, never what it reads."""
+    try:
+        expected: list[tuple[str, str, Any]] | str = reference_tokens(text)
+    except SoqlError as refused:
+        expected = refused.message
+    try:
+        got: list[tuple[str, str, Any]] | str = [
+            (token.kind, token.text, token.value) for token in soql.tokenize(text)
+        ]
+    except SoqlError as refused:
+        got = refused.message
+    assert got == expected

@@ -14,6 +14,7 @@ introspection. An account's ``base_url`` is then
 
 from __future__ import annotations
 
+from datetime import datetime
 from email.utils import format_datetime
 
 from starlette.applications import Starlette
@@ -62,6 +63,8 @@ class _DeliverDueSyncs:
     def __init__(self, app: ASGIApp, sync: SyncEngine) -> None:
         self.app = app
         self.sync = sync
+        self._second: datetime | None = None
+        self._date = b""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -71,12 +74,20 @@ class _DeliverDueSyncs:
 
         async def send_dated(message: Message) -> None:
             if message["type"] == "http.response.start":
-                now = format_datetime(self.sync.world.clock.now(), usegmt=True)
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"date"]
-                message = {**message, "headers": [*headers, (b"date", now.encode("latin-1"))]}
+                message = {**message, "headers": [*headers, (b"date", self._date_now())]}
             await send(message)
 
         await self.app(scope, receive, send_dated)
+
+    def _date_now(self) -> bytes:
+        """The ``Date`` value for now, formatted once per second of the sandbox's clock: many
+        responses share a second, and the header shows no finer time."""
+        second = self.sync.world.clock.now().replace(microsecond=0)
+        if second != self._second:
+            self._second = second
+            self._date = format_datetime(second, usegmt=True).encode("latin-1")
+        return self._date
 
 
 def create_app(

@@ -26,6 +26,15 @@ async def delay_if_slow(world: World, vendor: str) -> None:
         await world.clock.sleep(fault.spec.delay)
 
 
+def malformed_in_force(world: World, vendor: str) -> bool:
+    """Whether a ``malformed`` fault could fire for ``vendor`` now (no dice rolled).
+
+    A gate that garbles an already rendered answer needs its payload decoded only then: every
+    other answer goes out as rendered, without decoding JSON the sandbox has just encoded.
+    """
+    return bool(world.faults.active("malformed", vendor, world.clock.now()))
+
+
 def garbage_if_malformed(world: World, vendor: str, payload: Any) -> Response | None:
     """A 200 whose body is not the documented shape: an HTML error page or truncated JSON."""
     fault = world.faults.fire("malformed", vendor, world.clock.now())

@@ -27,7 +27,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from syncwatch.sandbox.common import delay_if_slow, garbage_if_malformed
+from syncwatch.sandbox.common import delay_if_slow, garbage_if_malformed, malformed_in_force
 from syncwatch.sandbox.entra import VENDOR, environment_url, tokens_for
 from syncwatch.sandbox.world import World
 
@@ -168,6 +168,8 @@ class Gate:
 
     def _garble(self, response: Response) -> Response:
         if 200 <= response.status_code < 300 and response.body:
+            if not malformed_in_force(self.world, VENDOR):
+                return response
             payload = json.loads(bytes(response.body))
             garbled = garbage_if_malformed(self.world, VENDOR, payload)
             if garbled is not None:

@@ -31,7 +31,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from syncwatch.sandbox.common import delay_if_slow, garbage_if_malformed
+from syncwatch.sandbox.common import delay_if_slow, garbage_if_malformed, malformed_in_force
 from syncwatch.sandbox.world import World
 
 VENDOR = "eloqua"
@@ -146,6 +146,8 @@ class Gate:
     async def _run(self, handler: Handler, request: Request) -> Response:
         response = await handler(request)
         if 200 <= response.status_code < 300 and response.body:
+            if not malformed_in_force(self.world, VENDOR):
+                return response
             payload = json.loads(bytes(response.body))
             return garbage_if_malformed(self.world, VENDOR, payload) or response
         return response

@@ -64,10 +64,18 @@ class FaultBook:
         return sorted(self._faults.values(), key=lambda fault: fault.id)
 
     def active(self, kind: FaultKind, vendor: str | None, moment: datetime) -> list[Fault]:
-        """Faults of ``kind`` in force at ``moment`` for ``vendor`` (vendor-less ones match all)."""
+        """Faults of ``kind`` in force at ``moment`` for ``vendor`` (vendor-less ones match all),
+        in id order.
+
+        Every emulated request asks this several times (outage, slow, malformed, limits) and
+        most scenarios schedule no fault at all, so it reads the book as it is: ids only grow and
+        a dict keeps insertion order, so ``_faults`` is already in id order without sorting.
+        """
+        if not self._faults:
+            return []
         return [
             fault
-            for fault in self.all()
+            for fault in self._faults.values()
             if fault.kind == kind
             and (fault.spec.vendor is None or vendor is None or fault.spec.vendor == vendor)
             and fault.covers(moment)

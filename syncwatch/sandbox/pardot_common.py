@@ -31,7 +31,7 @@ from datetime import UTC, date, datetime, timedelta
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from syncwatch.sandbox.common import delay_if_slow, garbage_if_malformed
+from syncwatch.sandbox.common import delay_if_slow, garbage_if_malformed, malformed_in_force
 from syncwatch.sandbox.salesforce_oauth import Session, tokens_for
 from syncwatch.sandbox.world import World
 
@@ -171,6 +171,8 @@ class Gate:
     async def _run(self, handler: Handler, request: Request) -> Response:
         response = await handler(request)
         if 200 <= response.status_code < 300 and response.body:
+            if not malformed_in_force(self.world, VENDOR):
+                return response
             payload = json.loads(bytes(response.body))
             return garbage_if_malformed(self.world, VENDOR, payload) or response
         return response

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from syncwatch.sandbox.common import delay_if_slow, garbage_if_malformed
+from syncwatch.sandbox.common import delay_if_slow, garbage_if_malformed, malformed_in_force
 from syncwatch.sandbox.salesforce_data import DataApi, Reply, error, not_found
 from syncwatch.sandbox.salesforce_oauth import TOKEN_PATH, VENDOR, token_endpoint, tokens_for
 from syncwatch.sandbox.world import World
@@ -158,7 +158,7 @@ def routes(world: World) -> list[Route]:
             unavailable = error(outage.spec.status, "SERVER_UNAVAILABLE", OUTAGE_MESSAGE)
             return JSONResponse(unavailable.payload, status_code=unavailable.status)
         response = await token_endpoint(request, world, org.tokens)
-        if response.status_code == 200:
+        if response.status_code == 200 and malformed_in_force(world, VENDOR):
             payload = json.loads(bytes(response.body))
             return garbage_if_malformed(world, VENDOR, payload) or response
         return response

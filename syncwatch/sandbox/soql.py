@@ -25,22 +25,29 @@ import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 SOBJECTS = ("Lead", "Contact")
 
 _TOKEN = re.compile(
     r"""
-    (?P<space>\s+)
-    | (?P<string>'(?:[^'\\]|\\.)*')
+    \s+
+    | (?P<string>'[^'\\]*(?:\\.[^'\\]*)*')
     | (?P<datetime>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:Z|[+-]\d{2}:\d{2}))
     | (?P<integer>\d+)
     | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
     | (?P<op><=|>=|!=|=|<|>)
     | (?P<punct>[,()])
+    | (?P<unexpected>(?s:.))
     """,
     re.VERBOSE,
 )
+"""One scanner for the whole query: some alternative matches at every position (the first that
+does, in this order: whitespace, which names no group, first; a character no token starts with
+last), so ``finditer`` walks the text in one pass instead of a ``match`` call per token. A
+string literal is a quote, runs of plain characters between backslash escapes (a newline cannot
+be escaped), and a quote: written as runs rather than one character at a time, the engine takes
+a run in one step, and the literals (the probe emails) are most of a query's text."""
 _KEYWORDS = frozenset({"SELECT", "FROM", "WHERE", "AND", "IN", "LIKE", "LIMIT"})
 # Escapes the SOQL reference lists for string literals; \% and \_ stay escaped for LIKE.
 _ESCAPES = {"'": "'", '"': '"', "\\": "\\", "n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f"}
@@ -61,9 +68,10 @@ def malformed(message: str) -> SoqlError:
     return SoqlError("MALFORMED_QUERY", message)
 
 
-@dataclass(frozen=True)
-class Token:
-    kind: str  # space/string/datetime/integer/name/op/punct/keyword/end
+class Token(NamedTuple):
+    """A lexeme; a tuple rather than a dataclass because a query has dozens of them."""
+
+    kind: str  # string/datetime/integer/name/op/punct/keyword/end
     text: str
     value: Any = None
 
@@ -84,32 +92,36 @@ class Query:
 
 
 def tokenize(text: str) -> list[Token]:
-    """Split SOQL into tokens; keywords are recognised case-insensitively, as SOQL does."""
+    """Split SOQL into tokens; keywords are recognised case-insensitively, as SOQL does.
+
+    The first problem in reading order is the one reported: a character no token starts with,
+    or a string literal with an escape SOQL does not define.
+    """
     tokens: list[Token] = []
-    position = 0
-    while position < len(text):
-        match = _TOKEN.match(text, position)
-        if match is None:
-            raise malformed(f"unexpected token: '{text[position:].split()[0]}'")
-        position = match.end()
-        kind = match.lastgroup or "space"
-        if kind != "space":
-            tokens.append(_make_token(kind, match.group()))
-    tokens.append(Token("end", "<end of query>"))
+    append = tokens.append
+    for match in _TOKEN.finditer(text):
+        kind = match.lastgroup
+        if kind is None:  # whitespace
+            continue
+        token = match.group()
+        if kind == "name":
+            upper = token.upper()
+            append(Token("keyword", upper) if upper in _KEYWORDS else Token(kind, token))
+        elif kind == "string":
+            body = token[1:-1]
+            if "\\" in body:
+                unescape(body, for_like=False)  # refuse bad escapes wherever the literal is
+            append(Token(kind, token, body))
+        elif kind == "datetime":
+            append(Token(kind, token, parse_datetime(token)))
+        elif kind == "integer":
+            append(Token(kind, token, int(token)))
+        elif kind == "unexpected":
+            raise malformed(f"unexpected token: '{text[match.start() :].split()[0]}'")
+        else:
+            append(Token(kind, token))
+    append(Token("end", "<end of query>"))
     return tokens
-
-
-def _make_token(kind: str, text: str) -> Token:
-    if kind == "name" and text.upper() in _KEYWORDS:
-        return Token("keyword", text.upper())
-    if kind == "string":
-        unescape(text[1:-1], for_like=False)  # refuse bad escapes wherever the literal is
-        return Token(kind, text, text[1:-1])
-    if kind == "datetime":
-        return Token(kind, text, parse_datetime(text))
-    if kind == "integer":
-        return Token(kind, text, int(text))
-    return Token(kind, text)
 
 
 def unescape(body: str, for_like: bool) -> str:
@@ -118,6 +130,8 @@ def unescape(body: str, for_like: bool) -> str:
     For LIKE the wildcard characters and the backslash stay escaped (``\\%``), so that
     ``like_pattern`` can tell a literal ``%`` from a wildcard; elsewhere they are plain text.
     """
+    if "\\" not in body:
+        return body
     out: list[str] = []
     chars = iter(body)
     for char in chars:
