@@ -461,3 +461,17 @@ def test_mutated_example_fails_only_with_config_error(
         config_from_data(raw, REPO / "config" / "fuzz.yaml")
     except ConfigError as exc:
         assert exc.problems
+
+
+def test_lookups_by_name_follow_the_integrations_of_each_copy() -> None:
+    """``integration`` and ``account`` go through an index (the clean-up looks up every queued
+    probe); a copy with other integrations, or its original, never answers from the other's."""
+    config = load_config(REPO / "config" / "demo.yaml")
+    first, second = config.integrations
+    assert config.integration(second.name) is second
+    only_first = config.model_copy(update={"integrations": [first]})
+    assert only_first.integration(second.name) is None
+    assert config.integration(second.name) is second
+    assert only_first.integration(first.name) is first
+    assert config.account("marketo-demo") is config.accounts[2]
+    assert config.account("nobody") is None

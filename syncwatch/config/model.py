@@ -257,6 +257,10 @@ class Config(Strict):
     retention: Retention = Retention()
 
     _source: Path = PrivateAttr(default=Path("<memory>"))
+    _accounts_index: list[Any] = PrivateAttr(default_factory=list)
+    _integrations_index: list[Any] = PrivateAttr(default_factory=list)
+    """[the list indexed, its index]: a copy with other integrations (``model_copy``) may share
+    this holder but not the list, so the list is checked, by identity, before the index is used."""
     _templates: dict[str, ProbeTemplate] = PrivateAttr(default_factory=dict)
 
     @property
@@ -270,7 +274,21 @@ class Config(Strict):
         return self._templates
 
     def account(self, name: str) -> AccountBase | None:
-        return next((account for account in self.accounts if account.name == name), None)
+        return _by_name(self.accounts, self._accounts_index).get(name)
 
     def integration(self, name: str) -> Integration | None:
-        return next((item for item in self.integrations if item.name == name), None)
+        """Looked up for every queued clean-up and every probe: through an index, since a scan
+        of 10,000 integrations per queued probe stalled the event loop for seconds."""
+        return _by_name(self.integrations, self._integrations_index).get(name)
+
+
+def _by_name(items: list[Any], holder: list[Any]) -> dict[str, Any]:
+    """``items`` by name, built once per list; the first of a name wins, as a scan would find
+    it (validation looks names up before it reports them used twice)."""
+    if not holder or holder[0] is not items or holder[2] != len(items):
+        index: dict[str, Any] = {}
+        for item in items:
+            index.setdefault(item.name, item)
+        holder[:] = [items, index, len(items)]
+    found: dict[str, Any] = holder[1]
+    return found
