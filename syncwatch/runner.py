@@ -7,6 +7,7 @@ tests can drive the same coroutines on a virtual clock.
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -36,7 +37,16 @@ async def run_daemon(
 ) -> Tally:
     tally = Tally(keep_latencies=keep_latencies)
     daemon = Daemon(config, store, clock, CollectorRegistry(), transport, tally=tally)
-    return await daemon.run(stop, drain_s=drain_s)
+    # What was just built (the config, every integration's metrics and adapters) lives as long
+    # as the daemon: out of the collector's sight, a full collection no longer walks it on the
+    # event loop (0.5-0.8 s each at 10,000 integrations). Unfrozen after, for a caller that
+    # goes on (tests).
+    gc.collect()
+    gc.freeze()
+    try:
+        return await daemon.run(stop, drain_s=drain_s)
+    finally:
+        gc.unfreeze()
 
 
 async def probe_once(
