@@ -15,6 +15,14 @@ from syncwatch.clock import VirtualClock
 from syncwatch.sandbox import create_app
 from syncwatch.sandbox.scenario import Scenario
 
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests first (the crash test waits on real processes for two minutes): pytest-xdist
+    hands out files in this order, so the other worker spends those minutes on the rest
+    instead of idling at the end while the crash test runs alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
