@@ -7,8 +7,9 @@ knows the probe templates too and reports every broken reference at once.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Generic, Literal, Protocol, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -257,10 +258,8 @@ class Config(Strict):
     retention: Retention = Retention()
 
     _source: Path = PrivateAttr(default=Path("<memory>"))
-    _accounts_index: list[Any] = PrivateAttr(default_factory=list)
-    _integrations_index: list[Any] = PrivateAttr(default_factory=list)
-    """[the list indexed, its index]: a copy with other integrations (``model_copy``) may share
-    this holder but not the list, so the list is checked, by identity, before the index is used."""
+    _accounts_by_name: _ByName[AccountBase] = PrivateAttr(default_factory=lambda: _ByName())
+    _integrations_by_name: _ByName[Integration] = PrivateAttr(default_factory=lambda: _ByName())
     _templates: dict[str, ProbeTemplate] = PrivateAttr(default_factory=dict)
 
     @property
@@ -274,21 +273,36 @@ class Config(Strict):
         return self._templates
 
     def account(self, name: str) -> AccountBase | None:
-        return _by_name(self.accounts, self._accounts_index).get(name)
+        return self._accounts_by_name.get(self.accounts, name)
 
     def integration(self, name: str) -> Integration | None:
         """Looked up for every queued clean-up and every probe: through an index, since a scan
         of 10,000 integrations per queued probe stalled the event loop for seconds."""
-        return _by_name(self.integrations, self._integrations_index).get(name)
+        return self._integrations_by_name.get(self.integrations, name)
 
 
-def _by_name(items: list[Any], holder: list[Any]) -> dict[str, Any]:
-    """``items`` by name, built once per list; the first of a name wins, as a scan would find
-    it (validation looks names up before it reports them used twice)."""
-    if not holder or holder[0] is not items or holder[2] != len(items):
-        index: dict[str, Any] = {}
-        for item in items:
-            index.setdefault(item.name, item)
-        holder[:] = [items, index, len(items)]
-    found: dict[str, Any] = holder[1]
-    return found
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+NamedT = TypeVar("NamedT", bound=_Named)
+
+
+class _ByName(Generic[NamedT]):
+    """One of the config's lists by name, built once. It is rebuilt when asked about another
+    list (a ``model_copy`` with other integrations shares this object, not the list) or one
+    whose length changed. The first of a name wins, as a scan would find it (validation looks
+    names up before it reports them used twice)."""
+
+    def __init__(self) -> None:
+        self._items: Sequence[NamedT] | None = None
+        self._size = 0
+        self._index: dict[str, NamedT] = {}
+
+    def get(self, items: Sequence[NamedT], name: str) -> NamedT | None:
+        if self._items is not items or self._size != len(items):
+            self._items, self._size, self._index = items, len(items), {}
+            for item in items:
+                self._index.setdefault(item.name, item)
+        return self._index.get(name)
