@@ -11,7 +11,9 @@ import asyncio
 import heapq
 import itertools
 import time
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
+from types import TracebackType
 from typing import Protocol, runtime_checkable
 
 #: Where a virtual clock starts unless told otherwise: a fixed, ordinary Monday.
@@ -34,6 +36,11 @@ class Clock(Protocol):
         """Wait ``seconds`` of this clock's time."""
         ...
 
+    def timeout(self, seconds: float) -> AbstractAsyncContextManager[object]:
+        """``async with``: TimeoutError if the block is still running after ``seconds`` of this
+        clock's time (the block is cancelled, as by ``asyncio.timeout``)."""
+        ...
+
 
 class RealClock:
     """The wall clock and the event loop's own sleep."""
@@ -46,6 +53,9 @@ class RealClock:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
+
+    def timeout(self, seconds: float) -> AbstractAsyncContextManager[object]:
+        return asyncio.timeout(max(0.0, seconds))
 
 
 class VirtualClock:
@@ -77,6 +87,16 @@ class VirtualClock:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._sleepers, (self._elapsed + seconds, next(self._order), future))
         await future
+
+    def timeout(self, seconds: float) -> AbstractAsyncContextManager[object]:
+        return _VirtualTimeout(self, seconds)
+
+    def _alarm(self, seconds: float) -> asyncio.Future[None]:
+        """A future this clock completes after ``seconds``, for a waiter that is not a task of
+        its own (cancel it to withdraw)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (self._elapsed + seconds, next(self._order), future))
+        return future
 
     @property
     def sleepers(self) -> int:
@@ -110,6 +130,56 @@ class VirtualClock:
     def _drop_cancelled(self) -> None:
         while self._sleepers and self._sleepers[0][2].done():
             heapq.heappop(self._sleepers)
+
+
+async def wait_until_set(clock: Clock, event: asyncio.Event, seconds: float) -> None:
+    """Return when ``event`` is set or after ``seconds`` of ``clock``, whichever comes first."""
+    if event.is_set():
+        return
+    try:
+        async with clock.timeout(seconds):
+            await event.wait()
+    except TimeoutError:
+        return
+
+
+class _VirtualTimeout:
+    """``asyncio.timeout`` on a virtual clock: the block runs in the caller's task, which is
+    cancelled when the clock passes the deadline, and TimeoutError is raised in its place.
+
+    No task of its own: a vendor call under a timeout costs no extra task or loop turn."""
+
+    def __init__(self, clock: VirtualClock, seconds: float) -> None:
+        self._clock = clock
+        self._seconds = seconds
+        self._task: asyncio.Task[object] | None = None
+        self._alarm: asyncio.Future[None] | None = None
+        self._expired = False
+
+    async def __aenter__(self) -> None:
+        self._task = asyncio.current_task()
+        if self._task is None:
+            raise RuntimeError("a timeout must be used inside a task")
+        self._alarm = self._clock._alarm(max(0.0, self._seconds))
+        self._alarm.add_done_callback(self._expire)
+
+    def _expire(self, alarm: asyncio.Future[None]) -> None:
+        # Scheduled when the alarm rings; the block may have ended since (``_task`` is None).
+        if not alarm.cancelled() and self._task is not None:
+            self._expired = True
+            self._task.cancel()
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        task, self._task = self._task, None
+        assert self._alarm is not None and task is not None
+        self._alarm.cancel()
+        if self._expired and task.uncancel() == 0 and kind is asyncio.CancelledError:
+            raise TimeoutError from error
 
 
 async def settle(max_rounds: int = 10_000) -> None:

@@ -24,7 +24,7 @@ import httpx
 import structlog
 from prometheus_client import CollectorRegistry
 
-from syncwatch.clock import Clock
+from syncwatch.clock import Clock, wait_until_set
 from syncwatch.config import Config, Integration, TemplateRun
 from syncwatch.errors import StoreError, SyncwatchError
 from syncwatch.events import ApiCall, QuotaFigure
@@ -336,7 +336,7 @@ class Daemon:
                     wake = min(wake, due)
             delay = (wake - now).total_seconds() + self.rng.uniform(0, POLL_JITTER_S)
             self.engine.work_added.clear()
-            await _first_of(self.clock.sleep(delay), self.engine.work_added.wait())
+            await wait_until_set(self.clock, self.engine.work_added, delay)
 
     def _start_poll(self, key: str) -> None:
         async def poll() -> None:
@@ -449,17 +449,6 @@ class Daemon:
             log.error("step failed", step=what, error=str(exc))
         except Exception:
             log.exception("unexpected failure; carrying on", step=what)
-
-
-async def _first_of(*waits: Awaitable[object]) -> None:
-    """Wait until any of ``waits`` completes; cancel the rest."""
-    tasks = [asyncio.ensure_future(wait) for wait in waits]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def stop_on_signals(stop: asyncio.Event) -> Callable[[], None]:

@@ -413,21 +413,11 @@ class AccountHttp:
         await self.client.aclose()
 
 
-async def within(clock: Clock, seconds: float, request: Any) -> httpx.Response:
-    """``request`` or TimeoutError after ``seconds`` of the injected clock (virtual or real)."""
-    task: asyncio.Task[httpx.Response] = asyncio.ensure_future(request)
-    timer = asyncio.ensure_future(clock.sleep(seconds))
-    try:
-        await asyncio.wait({task, timer}, return_when=asyncio.FIRST_COMPLETED)
-        if task.done():
-            return task.result()
-        raise TimeoutError
-    finally:
-        for pending in (task, timer):
-            if not pending.done():
-                pending.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await pending
+async def within(clock: Clock, seconds: float, request: Awaitable[T]) -> T:
+    """``request`` or TimeoutError after ``seconds`` of the injected clock (virtual or real);
+    it runs in the caller's task, cancelled at the deadline."""
+    async with clock.timeout(seconds):
+        return await request
 
 
 def _status_of(error: VendorError | None) -> int | None:

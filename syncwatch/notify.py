@@ -66,7 +66,7 @@ import httpx
 import structlog
 from prometheus_client import Gauge
 
-from syncwatch.clock import Clock
+from syncwatch.clock import Clock, wait_until_set
 from syncwatch.config import Config, PagerDutyTarget, SlackTarget, WebhookTarget
 from syncwatch.config.secrets import SecretRef
 from syncwatch.durations import format_duration
@@ -439,15 +439,7 @@ class Notifier:
         return min(max(seconds, MIN_RETRY_S), MAX_IDLE_S)
 
     async def _idle(self, seconds: float) -> None:
-        if self._wake.is_set():
-            return
-        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
-        waker = asyncio.ensure_future(self._wake.wait())
-        try:
-            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            sleeper.cancel()
-            waker.cancel()
+        await wait_until_set(self.clock, self._wake, seconds)
 
 
 def _request(target: Target, message: OutboxMessage) -> tuple[str, dict[str, Any]]:

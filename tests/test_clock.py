@@ -88,3 +88,98 @@ async def test_real_clock_reads_aware_utc_and_satisfies_the_protocol() -> None:
     before = clock.monotonic()
     await clock.sleep(0)
     assert clock.monotonic() >= before
+
+
+async def test_a_virtual_timeout_cancels_the_block_at_its_deadline() -> None:
+    """Like ``asyncio.timeout``: the block is cancelled when the clock passes the deadline and
+    TimeoutError takes the place of the cancellation; the work never runs on."""
+    clock = VirtualClock()
+    reached: list[float] = []
+
+    async def slow() -> None:
+        async with clock.timeout(30):
+            await clock.sleep(60)
+            reached.append(clock.monotonic())
+
+    task = asyncio.create_task(slow())
+    await clock.advance(29)
+    assert not task.done()
+    await clock.advance(2)
+    with pytest.raises(TimeoutError):
+        await task
+    await clock.advance(60)
+    assert reached == []
+    assert clock.monotonic() == 91
+
+
+async def test_a_virtual_timeout_in_time_leaves_the_task_alone_afterwards() -> None:
+    """A block that ends before its deadline is not cancelled later, even when its alarm rang
+    in the same turn and its callback runs after the block has ended."""
+    clock = VirtualClock()
+    log: list[str] = []
+
+    async def quick() -> None:
+        done_first = clock._alarm(10)  # due with the timeout's alarm, and ahead of it
+        async with clock.timeout(10):
+            await done_first
+        log.append("block done")
+        await clock.sleep(50)
+        log.append("slept on")
+
+    task = asyncio.create_task(quick())
+    await clock.advance(100)
+    await task
+    assert log == ["block done", "slept on"]
+    assert clock.sleepers == 0
+
+
+async def test_a_virtual_timeout_at_the_very_deadline_is_a_timeout() -> None:
+    """Work due at the same instant as the deadline, but after it, is too late (as with
+    ``asyncio.timeout``)."""
+    clock = VirtualClock()
+
+    async def exact() -> None:
+        async with clock.timeout(10):
+            await clock.sleep(10)
+
+    task = asyncio.create_task(exact())
+    await clock.advance(10)
+    with pytest.raises(TimeoutError):
+        await task
+
+
+async def test_a_cancellation_from_outside_is_not_turned_into_a_timeout() -> None:
+    """Only the timeout's own cancellation becomes TimeoutError; a shutdown stays a
+    cancellation."""
+    clock = VirtualClock()
+
+    async def waiting() -> None:
+        async with clock.timeout(30):
+            await clock.sleep(60)
+
+    task = asyncio.create_task(waiting())
+    await clock.advance(5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert clock.next_deadline() is None
+
+
+@pytest.mark.parametrize("clock", [VirtualClock(), RealClock()], ids=["virtual", "real"])
+async def test_wait_until_set_returns_on_the_event_or_the_time(clock: Clock) -> None:
+    """The daemon's idle wait: woken early by the event, or at the end of the time."""
+    from syncwatch.clock import wait_until_set
+
+    event = asyncio.Event()
+    waiter = asyncio.create_task(wait_until_set(clock, event, 3600))
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    event.set()
+    await asyncio.wait_for(waiter, 1)
+
+    event.clear()
+    short = asyncio.create_task(wait_until_set(clock, event, 0.01))
+    if isinstance(clock, VirtualClock):
+        await clock.advance(0.02)
+    await asyncio.wait_for(short, 1)
+    assert not event.is_set()
