@@ -13,6 +13,7 @@ any credentials are accepted (the simulation's are placeholders).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -89,7 +90,8 @@ class Simulation:
         elapsed = 0.0
         while elapsed < seconds:
             step = min(step_s, seconds - elapsed)
-            await self.clock.advance(step)
+            with self._batch():
+                await self.clock.advance(step)
             elapsed += step
             if during is not None:
                 during(elapsed)
@@ -98,8 +100,13 @@ class Simulation:
                 raise RuntimeError(f"the daemon stopped on its own after {elapsed:g}s")
         stop.set()
         while not task.done():
-            await self.clock.advance(1.0)
+            with self._batch():
+                await self.clock.advance(1.0)
         return task.result()
+
+    def _batch(self) -> contextlib.AbstractContextManager[None]:
+        """A throwaway store commits once per step (``Store.batch``); another, at every write."""
+        return self.store.batch() if self.store.throwaway else contextlib.nullcontext()
 
 
 def demo_simulation(

@@ -248,6 +248,8 @@ class Store:
         """The plain connection the write path uses (sqlite-utils' ``atomic`` and ``execute``
         wrap each statement in savepoints and checks that a single insert does not need)."""
         self.path = path
+        self.throwaway = False
+        """Opened ``throwaway``: a simulation's, which may batch its commits (``batch``)."""
         self._column_cache: dict[str, frozenset[str]] = {}
         self._sql: dict[tuple[str, tuple[str, ...]], str] = {}
         self._quota: dict[tuple[str, str], QuotaReading] = {}
@@ -272,6 +274,7 @@ class Store:
         try:
             db.execute("PRAGMA foreign_keys = ON")
             store = cls(db, name)
+            store.throwaway = throwaway
             store._check_ownership()  # before WAL: another application's file is left untouched
             if name != ":memory:":
                 db.enable_wal()
@@ -335,16 +338,39 @@ class Store:
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """Commit what the block writes, or roll it back; inside a transaction someone else
-        opened (``db.atomic()``), join it and leave the commit to its owner."""
-        if self.conn.in_transaction:
-            yield self.conn
-            return
+        opened (``db.atomic()``, ``batch``), join it and leave the commit to its owner."""
         try:
-            with self.conn:  # sqlite3: commit on success, roll back on an exception
+            if self.conn.in_transaction:
                 yield self.conn
+            else:
+                with self.conn:  # sqlite3: commit on success, roll back on an exception
+                    yield self.conn
         except sqlite3.IntegrityError:
             raise  # a caller's mistake, which it names (record_call)
         except sqlite3.Error as exc:  # disk full, read-only, damaged: translated here, once
+            raise StoreError(f"{self.path}: cannot write: {exc}") from exc
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Commit everything the block writes once, at its end, not at each write's return.
+
+        Only a ``throwaway`` database batches: committing every write is what lets a killed
+        ``syncwatch run`` lose nothing, and a simulation that dies is run again, never resumed.
+        The rows, their order and what the daemon reads back are the same; a simulation commits
+        every few virtual minutes instead of about eight times a probe."""
+        if not self.throwaway:
+            raise StoreError(f"{self.path}: only a throwaway database batches its commits")
+        if self.conn.in_transaction:
+            yield
+            return
+        try:
+            self.conn.execute("BEGIN")
+            try:
+                yield
+            finally:
+                if self.conn.in_transaction:
+                    self.conn.commit()
+        except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot write: {exc}") from exc
 
     # -- probes ---------------------------------------------------------------------------

@@ -175,6 +175,39 @@ def test_a_write_the_disk_refuses_is_a_store_error_and_the_call_still_counts(
     store.close()
 
 
+def test_a_throwaway_store_commits_a_batch_once_at_its_end(tmp_path: Path) -> None:
+    """A simulation's writes are one transaction per batch: the daemon reads its own writes at
+    once, another reader sees them when the batch ends, and a write error is a StoreError."""
+    path = tmp_path / "sim.db"
+    store = Store.open(path, throwaway=True)
+    other = sqlite3.connect(path)
+    with store.batch():
+        store.insert_probe(probe_row("p1"))
+        store.update_probe("p1", state="in_flight")
+        store.record_call(ApiCall(T0, "hubspot", "hs", "forms.submit", 200, 0.3))
+        assert store.get_probe("p1")["state"] == "in_flight"  # type: ignore[index]
+        assert other.execute("SELECT count(*) FROM probes").fetchone() == (0,)
+    assert other.execute("SELECT count(*) FROM probes").fetchone() == (1,)
+    assert other.execute("SELECT count(*) FROM api_calls").fetchone() == (1,)
+    with store.batch():
+        store.db.execute("PRAGMA query_only = ON")
+        with pytest.raises(StoreError, match=r"sim\.db: cannot write: .*readonly"):
+            store.insert_probe(probe_row("p2"))
+        store.db.execute("PRAGMA query_only = OFF")
+    assert store.get_probe("p2") is None
+    other.close()
+    store.close()
+
+
+def test_only_a_throwaway_store_batches(tmp_path: Path) -> None:
+    """The daemon's own database commits every write: a batch there would let a kill lose
+    probes already sent."""
+    store = Store.open(tmp_path / "syncwatch.db")
+    with pytest.raises(StoreError, match="only a throwaway database"), store.batch():
+        pass
+    store.close()
+
+
 def test_calls_keep_the_latest_quota_per_account_and_window() -> None:
     """Each call with quota figures updates that account's latest reading; counts are per window."""
     store = Store.open(":memory:")
