@@ -105,6 +105,10 @@ class Daemon:
     """Runs CPU-bound work (the month-to-date figures) off the event loop. A simulation, where
     nothing waits in real time, runs it inline: a worker thread there only adds GIL contention
     (about a tenth of a simulated day's cost). Same work, same figures, either way."""
+    contract_figures: bool = True
+    """Keep each contract's month-to-date uptime and credit for /metrics and /status. A
+    daemon that serves neither (``syncwatch simulate``) has no one to show them to; its
+    database holds the same events, and the reports compute the same figures from them."""
     tally: Tally = field(default_factory=Tally)
     network: NetworkHealth = field(default_factory=NetworkHealth)
     metrics: Metrics = field(init=False)
@@ -146,7 +150,7 @@ class Daemon:
         self._launches: set[asyncio.Task[None]] = set()
         self._polls: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
-        self.month_to_date = MonthToDate(self.config)
+        self.month_to_date = MonthToDate(self.config) if self.contract_figures else None
         self.retention = Retention(self.config, self.store)
         self._integrations = {
             integration.name: integration for integration in self.config.integrations
@@ -156,7 +160,8 @@ class Daemon:
         """A probe finished (its outcome is in the store): count it, and let the incident
         tracks and the month to date see it."""
         self.tally.add(result)
-        self.month_to_date.probe_concluded(result.probe_id, result.integration)
+        if self.month_to_date is not None:
+            self.month_to_date.probe_concluded(result.probe_id, result.integration)
         integration = self._integrations.get(result.integration)
         if integration is not None and result.outcome is not None:
             self.incident_log.probe_finished(
@@ -172,7 +177,8 @@ class Daemon:
         except (StoreError, OSError, sqlite3.Error) as exc:
             self._store_failed("record an API call", exc)
         else:
-            self.month_to_date.call_recorded(call)  # only once stored: the month is the store's
+            if self.month_to_date is not None:  # only once stored: the month is the store's
+                self.month_to_date.call_recorded(call)
             self._store_ok()
 
     def _store_failed(self, what: str, exc: Exception) -> None:
@@ -366,17 +372,18 @@ class Daemon:
 
     async def _sla_loop(self) -> None:
         """Month-to-date contract figures for /metrics: read on the loop, computed off it."""
-        if not self.config.contracts:
+        if not self.config.contracts or self.month_to_date is None:
             return
         while True:
             await self._guarded("month-to-date SLA", self._refresh_sla)
             await self.clock.sleep(SLA_REFRESH_S)
 
     async def _refresh_sla(self) -> None:
-        now = self.clock.now()
-        events = self.month_to_date.read(self.store, now)  # the store's thread: this loop
+        now, month_to_date = self.clock.now(), self.month_to_date
+        assert month_to_date is not None  # _sla_loop runs only with contract figures
+        events = month_to_date.read(self.store, now)  # the store's thread: this loop
         figures: dict[str, tuple[float | None, float | None]] = await self.offload(
-            self.month_to_date.compute, events, now
+            month_to_date.compute, events, now
         )
         for contract, (uptime, credit) in figures.items():
             self.metrics.set_contract_figures(contract, uptime, credit)

@@ -223,7 +223,11 @@ async def simulate(
             progress(f"day {days_done} of {span.days:.0f} simulated ({real:.0f} s)")
 
     seconds = (span.end - span.start).total_seconds()
-    tally = await simulation.run(seconds, drain_s=drain, during=report, step_s=STEP_S)
+    # No /metrics or /status to show month-to-date figures on: the reports compute them.
+    daemon = simulation.daemon(contract_figures=False)
+    tally = await simulation.run(
+        seconds, drain_s=drain, during=report, step_s=STEP_S, daemon=daemon
+    )
     summary = Summary(
         span,
         simulation.seed,

@@ -712,3 +712,26 @@ async def test_a_paused_sync_shows_as_overdue_probes_long_before_any_is_lost(
     assert seen[24] >= 10  # minute 25: every demo-request probe since minute 10, less five
     assert seen[-1] == 0
     assert not [row for row in probes(rig.store) if row["outcome"] == "lost"]
+
+
+async def test_a_daemon_without_contract_figures_keeps_none_and_probes_the_same(
+    tmp_path: Path,
+) -> None:
+    """``syncwatch simulate`` serves no /metrics or /status, so its daemon keeps no month to
+    date; what it probes and stores is the same as with the figures kept."""
+    rows: list[list[tuple[Any, ...]]] = []
+    for kept in (True, False):
+        (tmp_path / str(kept)).mkdir()
+        rig = make_rig(tmp_path / str(kept))
+        daemon = rig.daemon(contract_figures=kept)
+        await rig.run_for(1800, daemon=daemon, drain_s=600)
+        figures = daemon.metrics.contracts.figures()
+        assert (daemon.month_to_date is not None) is kept
+        assert (figures.get("hubspot-demo", (None, None))[0] is not None) is kept
+        rows.append(
+            rig.store.db.execute(
+                "SELECT integration, template, scheduled_at, outcome, latency_s FROM probes "
+                "ORDER BY scheduled_at"
+            ).fetchall()
+        )
+    assert rows[0] == rows[1] and len(rows[0]) > 20
