@@ -282,3 +282,37 @@ async def test_an_app_exception_reaches_the_client() -> None:
     ) as http:
         with pytest.raises(RuntimeError, match="the app failed"):
             await http.get("/a/x?fail=1")
+
+
+async def test_the_sandbox_answers_a_bad_day_the_same_straight_or_through_the_app(
+    tmp_path: Path,
+) -> None:
+    """Fourteen hours of the bad-day scenario (outage, rate limit, slow calls, HTML and
+    truncated bodies, an expired token, a paused and lossy connector, corrupt and refused
+    leads), once with the sandbox's endpoints called straight and once through the whole ASGI
+    app: every call and every probe the daemon stores is the same, row for row."""
+    from syncwatch.simulation import demo_simulation
+
+    tables = []
+    for direct in (True, False):
+        (tmp_path / str(direct)).mkdir()
+        scenario = load_scenario(REPO / "probes" / "scenarios" / "bad-day.yaml")
+        sim = demo_simulation(
+            REPO / "config" / "demo.yaml", scenario, tmp_path / str(direct) / "s.db", seed=4
+        )
+        transport = InProcessTransport(sim.sandbox, direct=direct)
+        assert (transport.direct is not None) is direct
+        sim.transport = lambda transport=transport: transport  # type: ignore[method-assign]
+        await sim.run(14 * 3600, drain_s=3600)
+        db = sim.store.db
+        tables.append(
+            (
+                db.execute("SELECT * FROM api_calls ORDER BY id").fetchall(),
+                db.execute("SELECT * FROM probes ORDER BY scheduled_at, probe_id").fetchall(),
+            )
+        )
+        sim.store.close()
+    calls, probes = tables[0]
+    assert len(calls) > 1000 and len(probes) > 500
+    assert {row[5] for row in calls} >= {200, 429, 503}  # status: the faults were answered
+    assert tables[0] == tables[1]

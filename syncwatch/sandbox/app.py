@@ -14,6 +14,7 @@ introspection. An account's ``base_url`` is then
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from email.utils import format_datetime
 
@@ -55,16 +56,36 @@ PREFIXES: tuple[tuple[str, str], ...] = (
 """Every prefix the app mounts and the host it stands for (``syncwatch sandbox`` prints it)."""
 
 
+class ResponseDate:
+    """The ``Date`` header every sandbox response carries, from the sandbox's clock, as real
+    vendors send it (RFC 9110 §6.6.1: whole seconds), so clients can estimate the vendor's
+    clock offset. Formatted once per second of that clock: many responses share a second."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self._second: datetime | None = None
+        self._date = b""
+
+    def now(self) -> bytes:
+        second = self.clock.now().replace(microsecond=0)
+        if second != self._second:
+            self._second = second
+            self._date = format_datetime(second, usegmt=True).encode("latin-1")
+        return self._date
+
+    def stamp(self, headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        """``headers`` with the sandbox's ``Date`` in place of any the endpoint set."""
+        return [*((k, v) for k, v in headers if k.lower() != b"date"), (b"date", self.now())]
+
+
 class _DeliverDueSyncs:
     """Before each request, let the connector deliver whatever fell due on the clock; stamp
-    every response with a ``Date`` header from the sandbox's clock, as real vendors do (RFC 9110
-    §6.6.1: whole seconds), so clients can estimate the vendor's clock offset."""
+    every response with the sandbox's ``Date`` (``ResponseDate``)."""
 
     def __init__(self, app: ASGIApp, sync: SyncEngine) -> None:
         self.app = app
         self.sync = sync
-        self._second: datetime | None = None
-        self._date = b""
+        self.date = ResponseDate(sync.world.clock)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -74,20 +95,10 @@ class _DeliverDueSyncs:
 
         async def send_dated(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"date"]
-                message = {**message, "headers": [*headers, (b"date", self._date_now())]}
+                message = {**message, "headers": self.date.stamp(message.get("headers", []))}
             await send(message)
 
         await self.app(scope, receive, send_dated)
-
-    def _date_now(self) -> bytes:
-        """The ``Date`` value for now, formatted once per second of the sandbox's clock: many
-        responses share a second, and the header shows no finer time."""
-        second = self.sync.world.clock.now().replace(microsecond=0)
-        if second != self._second:
-            self._second = second
-            self._date = format_datetime(second, usegmt=True).encode("latin-1")
-        return self._date
 
 
 def create_app(
