@@ -14,7 +14,8 @@ one every few seconds per account in production):
   text of every request (twice for a relative one: the path, then the path joined to the base
   URL); a path without a query (a token endpoint, a form's submit URL, ``leads.json``) is the
   same string on every call, so the ``httpx.URL`` the first call built is handed back as is.
-  A URL with a query carries per-call data (a SOQL literal, a list of ids) and is built anew.
+  A URL with a query carries per-call data (a SOQL literal, a list of ids) and is built anew,
+  joined to the base URL as text and parsed once.
 - A body is read only up to a bound, so a proxy streaming forever cannot hold all of it.
 """
 
@@ -100,12 +101,32 @@ class FixedUrls:
         known = self._urls.get(url)
         if known is not None:
             return client.build_request(method, known, **kwargs)
+        if "?" in url and "params" not in kwargs and _plainly_relative(url):
+            # Per-call data, so built anew; but joined as text and parsed once, not parsed as
+            # a relative URL and parsed again joined (httpx reads a SOQL URL twice otherwise).
+            base = str(client.base_url)  # its path ends in "/", but a bare host prints none
+            absolute = httpx.URL(f"{base}{'' if base.endswith('/') else '/'}{url.lstrip('/')}")
+            return client.build_request(method, absolute, **kwargs)
         request = client.build_request(method, url, **kwargs)
         if isinstance(url, str) and "?" not in url and "params" not in kwargs:
             if len(self._urls) >= self._kept:
                 del self._urls[next(iter(self._urls))]
             self._urls[url] = request.url
         return request
+
+
+def _plainly_relative(url: str) -> bool:
+    """A path (and query) to put after the base URL as it stands: no scheme or host of its own,
+    no fragment, no dot segment for httpx to resolve."""
+    path = url.partition("?")[0]
+    segments = path.split("/")
+    return (
+        not url.startswith("//")
+        and ":" not in path
+        and "#" not in url
+        and "." not in segments
+        and ".." not in segments
+    )
 
 
 async def send_capped(

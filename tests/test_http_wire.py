@@ -8,6 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from syncwatch.clock import VirtualClock
 from syncwatch.events import ApiCall, QuotaFigure
@@ -131,6 +133,19 @@ CASES: list[tuple[str, str, str, dict[str, Any]]] = [
     (BASE, "GET", "/a/./b/../c path", {}),
     ("https://münchen.example:443/x", "GET", "/ä?", {}),
     (BASE, "GET", "/services/data/v62.0/query?", {}),
+    (
+        f"{BASE}/sf",
+        "GET",
+        "/services/data/v62.0/query?q=SELECT+Id+FROM+Lead+WHERE+Email+IN+"
+        "(%27a%2Bb%40probe.example%27)",
+        {},
+    ),
+    (f"{BASE}/sf/", "GET", "services/data/v62.0/query?q=Name = 'ä b'&x=1:2", {}),
+    (BASE, "GET", "/a/./b?q=1", {}),
+    (BASE, "GET", "/a:b?q=1", {}),
+    (BASE, "GET", "//other.example/a?q=1", {}),
+    (BASE, "GET", "/a?q=1#frag", {}),
+    ("https://münchen.example:443/x", "GET", "/ä?q=ü", {}),
 ]
 
 
@@ -173,8 +188,34 @@ def test_only_query_less_urls_are_kept_and_the_oldest_goes_first(
     urls.build(client, "GET", "/services/data/v62.0/query?q=x", {})
     urls.build(client, "GET", "/services/data/v62.0/query", {"params": {"q": "x"}})
     assert len(urls) == 0
+    assert given[0] == httpx.URL(f"{BASE}/services/data/v62.0/query?q=x")  # joined, parsed once
     for path in ("/a", "/a", "/b", "/c", "/a"):
         urls.build(client, "GET", path, {})
     assert len(urls) == 2
     assert given[2:] == ["/a", httpx.URL(f"{BASE}/a"), "/b", "/c", "/a"]
     assert isinstance(given[3], httpx.URL)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    base=st.sampled_from([BASE, f"{BASE}/sf", f"{BASE}/sf/", "http://127.0.0.1:8900/salesforce"]),
+    path=st.lists(st.text(alphabet="abcAZ09-_.~%:@!$&'()*+,;= ä", max_size=6), max_size=4),
+    query=st.text(max_size=40).filter(lambda text: "#" not in text),
+    lead=st.sampled_from(["", "/"]),
+)
+def test_a_url_with_a_query_is_the_url_httpx_builds(
+    base: str, path: list[str], query: str, lead: str
+) -> None:
+    """Joined as text and parsed once, or as httpx joins it: the same URL, byte for byte (or
+    the same refusal)."""
+    client = httpx.AsyncClient(base_url=base)
+    url = f"{lead}{'/'.join(path)}?{query}"
+    try:
+        expected = client.build_request("GET", url).url
+    except httpx.InvalidURL:
+        with pytest.raises(httpx.InvalidURL):
+            FixedUrls().build(client, "GET", url, {})
+        return
+    built = FixedUrls().build(client, "GET", url, {}).url
+    assert built.raw_path == expected.raw_path
+    assert str(built) == str(expected)
