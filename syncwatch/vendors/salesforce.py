@@ -26,6 +26,7 @@ Vendor docs:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -123,6 +124,8 @@ class SalesforceDestination:
         self.auth = SalesforceAuth(account, http)
         self.fields = _select_list([*BASE_FIELDS, *fields])
         self._data = f"/services/data/{account.api_version}"
+        self._empty_query_chars: int | None = None
+        """The find query's URL path with no email listed, once encoded (fields are fixed)."""
 
     def __repr__(self) -> str:
         return f"SalesforceDestination(account={self.account.name!r}, object={self.sobject!r})"
@@ -235,11 +238,13 @@ class SalesforceDestination:
         Percent-encoding works character by character, so a URL's length is the empty query's
         plus each literal's encoded length: no query needs building twice.
         """
-        fixed = len(session.instance_url) + len(self._query_path(self._find_soql([])))
+        if self._empty_query_chars is None:
+            self._empty_query_chars = len(self._query_path(self._find_soql([])))
+        fixed = len(session.instance_url) + self._empty_query_chars
         batches: list[list[str]] = [[]]
         length = fixed
         for email in emails:
-            cost = len(_encoded(soql_string(email) + ","))
+            cost = _encoded_length(soql_string(email) + ",")
             if batches[-1] and length + cost > MAX_URL_CHARS:
                 batches.append([])
                 length = fixed
@@ -266,9 +271,11 @@ def soql_datetime(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _encoded(text: str) -> str:
-    """``text`` as it travels in the query string (the encoding httpx gives ``q``)."""
-    return str(httpx.QueryParams({"q": text}))[2:]
+@functools.lru_cache(maxsize=4096)
+def _encoded_length(literal: str) -> int:
+    """How long ``literal`` is in the query string (as httpx encodes ``q``): a probe's email
+    is asked about at every poll until it is found, and encoding goes character by character."""
+    return len(str(httpx.QueryParams({"q": literal}))) - len("q=")
 
 
 def _select_list(names: Sequence[str]) -> tuple[str, ...]:
