@@ -139,13 +139,16 @@ class ProbeEngine:
         now = self.clock.now()
         result = Result(probe_id, integration.name, run.template)
         bound = log.bind(integration=integration.name, probe_id=probe_id)
-        row = {"probe_id": probe_id, "integration": integration.name, "template": run.template}
-        self.store.insert_probe({**row, "email": email, "state": SCHEDULED, "scheduled_at": now})
+        row: dict[str, Any] = {"probe_id": probe_id, "integration": integration.name}
+        row |= {"template": run.template, "email": email, "scheduled_at": now}
         refusal = self._guard(integration)
         if refusal is not None:
+            self.store.insert_probe({**row, "state": SCHEDULED})
             bound.warning("probe skipped by the quota guard", reason=refusal)
             return self._conclude(result, "skipped", "quota_guard", None, refusal, clean=False)
-        self.store.update_probe(probe_id, state=INJECTING, injecting_at=self.clock.now())
+        # Written, and committed, before the inject call is sent: a crash from here on leaves
+        # an ``injecting`` probe that the next start looks for before it would ever inject.
+        self.store.insert_probe({**row, "state": INJECTING, "injecting_at": now})
         template = self.config.templates[run.template]
         fields = template.render(template.fields, probe_id, email, self.config.probe_domain)
         probe = Probe(probe_id, email, integration.name, fields)

@@ -164,13 +164,18 @@ async def test_every_transition_is_persisted(tmp_path: Path, monkeypatch: Any) -
     """Each state change reaches the store in order, with its timestamp, before the next step."""
     b = bench(tmp_path)
     states: list[str] = []
-    update = b.rig.store.update_probe
+    insert, update = b.rig.store.insert_probe, b.rig.store.update_probe
+
+    def spy_insert(row: dict[str, Any]) -> None:
+        insert(row)
+        states.append(row["state"])
 
     def spy(probe_id: str, **changes: Any) -> None:
         update(probe_id, **changes)
         if "state" in changes:
             states.append(changes["state"])
 
+    monkeypatch.setattr(b.rig.store, "insert_probe", spy_insert)
     monkeypatch.setattr(b.rig.store, "update_probe", spy)
     result = await b.launch()
     row = b.row(result.probe_id)
