@@ -139,8 +139,13 @@ class ProbeEngine:
         now = self.clock.now()
         result = Result(probe_id, integration.name, run.template)
         bound = log.bind(integration=integration.name, probe_id=probe_id)
-        row: dict[str, Any] = {"probe_id": probe_id, "integration": integration.name}
-        row |= {"template": run.template, "email": email, "scheduled_at": now}
+        row = {
+            "probe_id": probe_id,
+            "integration": integration.name,
+            "template": run.template,
+            "email": email,
+            "scheduled_at": now,
+        }
         refusal = self._guard(integration)
         if refusal is not None:
             self.store.insert_probe({**row, "state": SCHEDULED})
