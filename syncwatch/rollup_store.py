@@ -1,6 +1,6 @@
 """What is kept of events past raw retention: folded contract months and hourly rollups.
 
-Schema v4 (``store._v4_retention``). A contract month's fold (``sla.folded``) is spread over three
+Schema v4 (``store_schema._v4_retention``). A contract month's fold (``sla.folded``) is spread over three
 tables: its totals and terms (``fold_months``), one row per interval (``fold_intervals``), and
 the covered probes' latencies, packed 8 bytes each (``fold_latencies``). Hourly rollups count
 probes per integration and template, by outcome and class, with the latency histogram of the
