@@ -1,8 +1,9 @@
 """What is kept of events past raw retention: folded contract months and hourly rollups.
 
-Schema v4 (``store_schema._v4_retention``). A contract month's fold (``sla.folded``) is spread over three
-tables: its totals and terms (``fold_months``), one row per interval (``fold_intervals``), and
-the covered probes' latencies, packed 8 bytes each (``fold_latencies``). Hourly rollups count
+Schema v4 (``store_schema._v4_retention``). A contract month's fold (``sla.folded``) is spread
+over three tables: its totals and terms (``fold_months``), one row per interval
+(``fold_intervals``), and the covered probes' latencies, packed 8 bytes each
+(``fold_latencies``). Hourly rollups count
 probes per integration and template, by outcome and class, with the latency histogram of the
 ``syncwatch_sync_latency_seconds`` buckets, and calls per account and operation, by class. Every
 row is merged with ``INSERT ... ON CONFLICT DO UPDATE`` (DESIGN §14.5), so folding a month an
