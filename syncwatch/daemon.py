@@ -67,7 +67,7 @@ OVERDUE_EVERY_S = 10.0
 """How often ``syncwatch_probes_overdue`` is recounted (the poll loop wakes on every launch)."""
 POLL_JITTER_S = 1.0
 """Ticks are spread by up to a second: no thundering herd, and Date headers sampled at varied
-sub-second phases let the clock-offset bounds narrow (see ``http.ClockOffset``)."""
+sub-second phases let the clock-offset bounds narrow (see ``http_timing.ClockOffset``)."""
 LOOP_LAG_EVERY_S = 0.5
 """How often the event loop's lag is sampled (``syncwatch_event_loop_lag_seconds``)."""
 

@@ -4,8 +4,9 @@ It owns what no adapter should do on its own: explicit call timeouts on the inje
 bounded retries (tenacity) that honour ``Retry-After`` and never resend a create the vendor may
 have acted on, per-account throttling at the vendor's documented rate (asyncio-throttle, driven
 by the injected clock) and concurrency (where a vendor documents a bound), the vendor's clock
-offset from ``Date`` headers, recording every attempt as an API call with its quota figures, and
-keeping no vendor cookie (``http_wire``: what goes on the wire, and how it is built cheaply).
+offset from ``Date`` headers (both in ``http_timing``), recording every attempt as an API call
+with its quota figures, and keeping no vendor cookie (``http_wire``: what goes on the wire, and
+how it is built cheaply).
 Adapters supply what only they know: how to classify a response (``Classifier``) and where its
 quota figures are (``QuotaParser`` for headers; ``report_quota`` for a vendor, like Marketo, that
 reports usage in a response body).
@@ -19,17 +20,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol, TypeVar
 
 import httpx
-from asyncio_throttle.throttler import Throttler
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from syncwatch.clock import Clock
@@ -45,6 +44,11 @@ from syncwatch.errors import (
     VendorUnavailable,
 )
 from syncwatch.events import ApiCall, QuotaFigure
+
+# Re-exported: adapters name a documented rate, and tests the timing parts, through this module.
+from syncwatch.http_timing import ClockOffset as ClockOffset
+from syncwatch.http_timing import ClockThrottler as ClockThrottler
+from syncwatch.http_timing import Rate as Rate
 from syncwatch.http_wire import FixedUrls, refuse_cookies, send_capped
 from syncwatch.redact import REDACTOR, Redactor
 
@@ -75,14 +79,6 @@ class _RedactStdlibRecord(logging.Filter):
 _REDACT_RECORDS = _RedactStdlibRecord()
 for _name in ("httpx", "httpcore"):
     logging.getLogger(_name).addFilter(_REDACT_RECORDS)
-
-
-@dataclass(frozen=True)
-class Rate:
-    """A vendor's documented request rate: ``calls`` per ``per_s`` seconds."""
-
-    calls: int
-    per_s: float
 
 
 class CallSink(Protocol):
@@ -136,79 +132,6 @@ class CallContext:
 
     integration: str | None = None
     probe_id: str | None = None
-
-
-class ClockThrottler(Throttler):
-    """asyncio-throttle's sliding window, timed by the injected clock.
-
-    The library reads ``time.monotonic`` and polls with ``asyncio.sleep``; under a virtual clock
-    that would never release (or would wait in real time). Same window, same accounting; only
-    the time source and the wait (until the oldest call leaves the window) differ.
-    """
-
-    def __init__(self, rate: Rate, clock: Clock) -> None:
-        super().__init__(rate_limit=rate.calls, period=rate.per_s)
-        self._clock = clock
-
-    def flush(self) -> None:
-        now = self._clock.monotonic()
-        while self._task_logs and now - self._task_logs[0] >= self.period:
-            self._task_logs.popleft()
-
-    async def acquire(self) -> None:
-        while True:
-            self.flush()
-            if len(self._task_logs) < self.rate_limit:
-                break
-            wait = self._task_logs[0] + self.period - self._clock.monotonic()
-            await self._clock.sleep(max(wait, 0.001))
-        self._task_logs.append(self._clock.monotonic())
-
-
-@dataclass
-class ClockOffset:
-    """The vendor's clock minus ours, narrowed from ``Date`` headers like NTP narrows its bounds.
-
-    A ``Date`` header has one-second resolution: the server read its clock somewhere between
-    our send and receive times, and truncated it. Each response therefore bounds the offset to
-    ``(H - received, H + 1 - sent)``; intersecting many such bounds pins it far tighter than
-    one second. An empty intersection means a clock stepped: start again from that response.
-    """
-
-    low: float | None = None
-    high: float | None = None
-    samples: int = 0
-
-    def observe(self, date_header: str | None, sent: datetime, received: datetime) -> None:
-        if not date_header:
-            return
-        try:
-            server = _http_date(date_header)
-        except (TypeError, ValueError):
-            return
-        if server.tzinfo is None:
-            return
-        low = (server - received).total_seconds()
-        high = (server + timedelta(seconds=1) - sent).total_seconds()
-        if self.low is None or self.high is None or max(low, self.low) > min(high, self.high):
-            self.low, self.high = low, high
-        else:
-            self.low, self.high = max(low, self.low), min(high, self.high)
-        self.samples += 1
-
-    @property
-    def seconds(self) -> float | None:
-        """Best estimate (the middle of the bounds), or None before any ``Date`` header."""
-        if self.low is None or self.high is None:
-            return None
-        return (self.low + self.high) / 2
-
-
-@functools.lru_cache(maxsize=64)
-def _http_date(value: str) -> datetime:
-    """A ``Date`` header read once: every response has one, and the calls of every account in
-    the same second carry the same text."""
-    return parsedate_to_datetime(value)
 
 
 @dataclass
