@@ -38,8 +38,9 @@ from syncwatch.yamlfile import read_yaml
 
 CONFIG_HEADER = "# Written by `syncwatch simulate`"
 DAY_S = 86_400.0
-STEP_S = 300.0
-"""Virtual time between looks at the run (progress, a daemon that died); wakes are exact."""
+STEP_S = 3600.0
+"""Virtual time between looks at the run (progress, a daemon that died), and between commits
+of the throwaway database (``Store.batch``); the daemon's own wakes are exact whatever it is."""
 
 
 @dataclass(frozen=True)
