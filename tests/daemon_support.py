@@ -35,6 +35,17 @@ TEST_SECRETS = {
 }
 
 
+UTC_CONTRACT: dict[str, Any] = {
+    "name": "salesforce-utc",
+    "vendor": "salesforce",
+    "timezone": "UTC",
+    "objective_percent": 99.5,
+    "credits": [{"below": 99.5, "credit": 5}],
+    "monthly_fee": "1000.00",
+}
+"""A second contract for the demo config: another vendor, on UTC, where month ends differ."""
+
+
 def demo_raw(
     tmp_path: Path,
     origin: str = SANDBOX,

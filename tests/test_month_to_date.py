@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from annotated_types import Ge
-from daemon_support import Rig, build_config, demo_raw
+from daemon_support import UTC_CONTRACT, Rig, build_config, demo_raw
 
 from syncwatch.clock import VirtualClock
 from syncwatch.config import Config, Contract
@@ -109,14 +109,6 @@ most of them later than ``settle`` after they started, so intervals go down afte
 counted."""
 RUNS = ((4 * HOUR, 0.5 * HOUR), (5 * HOUR, 0.0))
 """(how long a daemon runs, how long nothing runs after it)."""
-UTC_CONTRACT = {
-    "name": "salesforce-utc",
-    "vendor": "salesforce",
-    "timezone": "UTC",
-    "objective_percent": 99.5,
-    "credits": [{"below": 99.5, "credit": 5}],
-    "monthly_fee": "1000.00",
-}
 
 
 @dataclass

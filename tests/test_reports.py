@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import pytest
-from daemon_support import Rig, build_config, demo_raw, make_rig
+from daemon_support import UTC_CONTRACT, Rig, build_config, demo_raw, make_rig
 from prometheus_client.parser import text_string_to_metric_families
 
 import syncwatch.daemon as daemon_module
@@ -54,15 +54,7 @@ DESIGN_KEYS = {
     "uptime_percent", "objective_percent", "met", "credit_percent", "credit_amount", "currency",
     "consecutive_misses", "termination_right", "claim_deadline", "latency", "incidents",
 }  # fmt: skip
-SECOND_CONTRACT = {
-    "name": "salesforce-utc",
-    "vendor": "salesforce",
-    "timezone": "UTC",
-    "objective_percent": 99.5,
-    "credits": [{"below": 99.5, "credit": 5}],
-    "monthly_fee": "1000.00",
-    "claim_window_days": 15,
-}
+SECOND_CONTRACT = {**UTC_CONTRACT, "claim_window_days": 15}
 
 T = TypeVar("T")
 
