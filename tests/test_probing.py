@@ -26,7 +26,8 @@ from prometheus_client import CollectorRegistry
 from syncwatch.clock import settle
 from syncwatch.daemon import Daemon
 from syncwatch.events import QuotaReading
-from syncwatch.probing import InFlight, ProbeEngine, Result, Tick, coalesced_tick
+from syncwatch.in_flight import InFlight, Tick, coalesced_tick
+from syncwatch.probing import ProbeEngine, Result
 from syncwatch.sandbox.scenario import FaultSpec, LatencySpec, SalesforceSpec, Scenario, SyncSpec
 from syncwatch.store import from_db_time
 from syncwatch.vendors.base import Probe, Record, probe_email
