@@ -3,6 +3,7 @@ the one httpx builds from the same arguments, however often its URL is reused.""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -196,6 +197,12 @@ def test_only_query_less_urls_are_kept_and_the_oldest_goes_first(
     assert isinstance(given[3], httpx.URL)
 
 
+@functools.cache
+def client_for(base_url: str) -> httpx.AsyncClient:
+    """One client per base URL: building one (its TLS context) costs more than the test."""
+    return httpx.AsyncClient(base_url=base_url)
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     base=st.sampled_from([BASE, f"{BASE}/sf", f"{BASE}/sf/", "http://127.0.0.1:8900/salesforce"]),
@@ -208,7 +215,7 @@ def test_a_url_with_a_query_is_the_url_httpx_builds(
 ) -> None:
     """Joined as text and parsed once, or as httpx joins it: the same URL, byte for byte (or
     the same refusal)."""
-    client = httpx.AsyncClient(base_url=base)
+    client = client_for(base)
     url = f"{lead}{'/'.join(path)}?{query}"
     try:
         expected = client.build_request("GET", url).url
