@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, fields
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,8 @@ class Store:
         self._column_cache: dict[str, frozenset[str]] = {}
         self._sql: dict[tuple[str, tuple[str, ...]], str] = {}
         self._quota: dict[tuple[str, str], QuotaReading] = {}
+        self._quota_unsaved: dict[tuple[str, str], QuotaReading] | None = None
+        """Inside ``batch``: each window's newest figure, written once as the batch ends."""
         self._recent: dict[str, dict[int, int]] = {}
         """Calls per account per minute (minutes since the epoch), the last RECENT_CALLS."""
         self._recent_total: dict[str, int] = {}
@@ -169,7 +171,9 @@ class Store:
         Only a ``throwaway`` database batches: committing every write is what lets a killed
         ``syncwatch run`` lose nothing, and a simulation that dies is run again, never resumed.
         The rows, their order and what the daemon reads back are the same; a simulation commits
-        every few virtual minutes instead of about eight times a probe."""
+        every few virtual minutes instead of about eight times a probe. ``quota_latest`` keeps
+        only each window's newest figure, so the batch writes that one as it ends rather than
+        overwriting the row at every call (the guard reads the figures from memory)."""
         if not self.throwaway:
             raise StoreError(f"{self.path}: only a throwaway database batches its commits")
         if self.conn.in_transaction:
@@ -177,10 +181,14 @@ class Store:
             return
         try:
             self.conn.execute("BEGIN")
+            self._quota_unsaved = {}
             try:
                 yield
             finally:
+                unsaved, self._quota_unsaved = self._quota_unsaved or {}, None
                 if self.conn.in_transaction:
+                    for reading in unsaved.values():
+                        self._save_quota(reading)
                     self.conn.commit()
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot write: {exc}") from exc
@@ -269,8 +277,9 @@ class Store:
             with self._transaction():
                 # Field by field, not ``asdict``: it deep-copies every value, once per call.
                 self._insert("api_calls", {name: getattr(call, name) for name in _CALL_FIELDS})
-                for reading in readings:
-                    self._save_quota(reading)
+                if self._quota_unsaved is None:
+                    for reading in readings:
+                        self._save_quota(reading)
         except sqlite3.IntegrityError as exc:
             raise StoreError(f"cannot record {call.operation} call: {exc}") from exc
         self._remember_quota(readings)
@@ -288,16 +297,24 @@ class Store:
             known = self._quota.get(key)
             if known is None or reading.observed_at >= known.observed_at:
                 self._quota[key] = reading
+                if self._quota_unsaved is not None:
+                    self._quota_unsaved[key] = reading
 
     def _save_quota(self, reading: QuotaReading) -> None:
         """Keep the newest figure: a reading older than the one stored changes nothing."""
-        row = _encode(asdict(reading))
         self.conn.execute(
             "INSERT INTO quota_latest (account, window, vendor, used, quota_limit, observed_at) "
             "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account, window) DO UPDATE SET "
             "vendor = excluded.vendor, used = excluded.used, quota_limit = excluded.quota_limit, "
             "observed_at = excluded.observed_at WHERE excluded.observed_at >= observed_at",
-            [row[k] for k in ("account", "window", "vendor", "used", "limit", "observed_at")],
+            [
+                reading.account,
+                reading.window,
+                reading.vendor,
+                reading.used,
+                reading.limit,
+                to_db_time(reading.observed_at),
+            ],
         )
 
     def latest_quota(self) -> list[QuotaReading]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import sqlite_utils
 
 from syncwatch import store as store_module
 from syncwatch.errors import StoreError, StoreVersionError
-from syncwatch.events import QuotaReading
+from syncwatch.events import QuotaFigure, QuotaReading
 from syncwatch.store import APPLICATION_ID, SCHEMA_VERSION, ApiCall, Store, from_db_time, to_db_time
 
 T0 = datetime(2026, 10, 5, 9, 0, tzinfo=UTC)
@@ -197,6 +198,42 @@ def test_a_throwaway_store_commits_a_batch_once_at_its_end(tmp_path: Path) -> No
     assert store.get_probe("p2") is None
     other.close()
     store.close()
+
+
+def test_a_batch_writes_each_quota_window_once_with_its_newest_figure(tmp_path: Path) -> None:
+    """Inside a batch the quota figures are kept in memory and written as the batch ends: the
+    table then holds what a store writing at every call holds, and a late (older) figure
+    still loses to the newer one, as the upsert decides it."""
+    figures = [(2, 12), (0, 10), (1, 11), (3, 9)]  # (seconds after T0, used): out of order
+
+    def record(store: Store) -> None:
+        for seconds, used in figures:
+            at = T0 + timedelta(seconds=seconds)
+            call = ApiCall(at, "hubspot", "hs", "crm.search", 200, 0.1, quota_used=used)
+            call = replace(call, quota_limit=500_000, quota_window="daily")
+            store.record_call(call, (QuotaFigure("secondly", used, 100),))
+
+    plain = Store.open(tmp_path / "plain.db", throwaway=True)
+    record(plain)
+    batched = Store.open(tmp_path / "batched.db", throwaway=True)
+    other = sqlite3.connect(tmp_path / "batched.db")
+    statements: list[str] = []
+    batched.conn.set_trace_callback(statements.append)
+    with batched.batch():
+        record(batched)
+        assert other.execute("SELECT count(*) FROM quota_latest").fetchone() == (0,)
+        assert batched.quota_reading("hs", "secondly").used == 9  # type: ignore[union-attr]
+        assert not [s for s in statements if "quota_latest" in s]
+    assert len([s for s in statements if "quota_latest" in s]) == 2  # one per window
+    rows = "SELECT account, window, vendor, used, quota_limit, observed_at FROM quota_latest"
+    assert sorted(other.execute(rows)) == sorted(plain.conn.execute(rows))
+    assert [(r.window, r.used) for r in batched.latest_quota()] == [
+        ("daily", 9),
+        ("secondly", 9),
+    ]
+    other.close()
+    plain.close()
+    batched.close()
 
 
 def test_only_a_throwaway_store_batches(tmp_path: Path) -> None:
