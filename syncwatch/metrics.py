@@ -146,6 +146,10 @@ class Metrics:
         self._operations: dict[str, set[str]] = {}
         self._initialised: set[tuple[str, str, str]] = set()
         self._overdue_seen: dict[tuple[str, str], int] = {}
+        self._durations: dict[tuple[str, str], Histogram] = {}
+        self._quota_children: dict[tuple[str, str], tuple[Gauge, Gauge]] = {}
+        """Children of the library's metrics by label values, looked up once: ``labels()``
+        validates and locks on every call, and every vendor call sets two or three of them."""
         self._create_probe_metrics(_latency_buckets(config))
         self._create_api_metrics()
         self._create_status_metrics()
@@ -343,7 +347,12 @@ class Metrics:
         result = result if result == "ok" or result in ATTRIBUTION else OTHER
         self.api_requests.inc((call.vendor, call.account, operation, result))
         if math.isfinite(call.duration_s):
-            self.api_duration.labels(call.vendor, operation).observe(max(0.0, call.duration_s))
+            duration = self._durations.get((call.vendor, operation))
+            if duration is None:
+                duration = self._durations[call.vendor, operation] = self.api_duration.labels(
+                    call.vendor, operation
+                )
+            duration.observe(max(0.0, call.duration_s))
         window, used, limit = call.quota_window, call.quota_used, call.quota_limit
         if window is not None and used is not None and limit is not None:
             self.quota_observed(call.account, window, used, limit)
@@ -352,8 +361,14 @@ class Metrics:
 
     def quota_observed(self, account: str, window: str, used: int, limit: int) -> None:
         """Keep the latest figure of one account's quota window (DESIGN §5)."""
-        self.quota_used.labels(account, window).set(used)
-        self.quota_limit.labels(account, window).set(limit)
+        children = self._quota_children.get((account, window))
+        if children is None:
+            children = self._quota_children[account, window] = (
+                self.quota_used.labels(account, window),
+                self.quota_limit.labels(account, window),
+            )
+        children[0].set(used)
+        children[1].set(limit)
 
     def set_overdue(self, counts: Mapping[tuple[str, str], int]) -> None:
         """Overdue probes by (integration, template); pairs not in ``counts`` go back to 0."""
