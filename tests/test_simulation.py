@@ -316,3 +316,29 @@ async def test_the_sandbox_answers_a_bad_day_the_same_straight_or_through_the_ap
     assert len(calls) > 1000 and len(probes) > 500
     assert {row[5] for row in calls} >= {200, 429, 503}  # status: the faults were answered
     assert tables[0] == tables[1]
+
+
+def test_the_sandbox_remembers_each_paths_route_but_not_its_parameters() -> None:
+    """A method and path are matched once; every call still gets a scope, and path
+    parameters, of its own, and a method the route does not take still goes the app's way."""
+    from syncwatch.sandbox.app import create_app
+    from syncwatch.sandbox.transport import DirectRoutes
+
+    routes = DirectRoutes.of(create_app(Scenario()))
+    assert routes is not None
+    path = "/salesforce/services/data/v62.0/sobjects/Lead/00Q000000000001AAA"
+    request = {"type": "http", "method": "GET", "path": path, "root_path": "", "headers": []}
+    first = routes.route(dict(request))
+    assert first is not None
+    first[1]["path_params"]["record_id"] = "changed by the endpoint"
+    second = routes.route({**request, "headers": [(b"x-second", b"1")]})
+    assert second is not None and second[0] is first[0]
+    assert second[1]["path_params"] == {
+        "version": "v62.0",
+        "sobject": "Lead",
+        "record_id": path[-18:],
+    }
+    assert second[1]["headers"] == [(b"x-second", b"1")]
+    assert second[1]["root_path"] == "/salesforce"
+    assert routes.route({**request, "method": "PUT"}) is None  # 405: the app answers
+    assert routes.route({**request, "path": "/nowhere"}) is None

@@ -38,6 +38,9 @@ from syncwatch.sandbox.sync import SyncEngine
 CLIENT = ("127.0.0.1", 123)
 """The peer address the app sees (ASGITransport's default)."""
 
+MATCHES_KEPT = 256
+"""Method and path pairs whose route ``DirectRoutes`` remembers."""
+
 
 class InProcessTransport(httpx.AsyncBaseTransport):
     """Send each request to ``app`` as one ASGI HTTP call and return what it answered.
@@ -126,6 +129,10 @@ class DirectRoutes:
         self.mounts = mounts
         self.sync = sync
         self.date = ResponseDate(sync.world.clock)
+        self._matched: dict[tuple[str, str], tuple[Route, dict[str, Any]] | None] = {}
+        """What matching found for a method and path, and what it adds to the scope: it
+        depends on nothing else (the root path is always empty here), and most calls repeat
+        a few paths."""
 
     @classmethod
     def of(cls, app: ASGIApp) -> DirectRoutes | None:
@@ -139,6 +146,20 @@ class DirectRoutes:
 
     def route(self, request_scope: dict[str, Any]) -> tuple[Route, dict[str, Any]] | None:
         """The route that fully matches, and the scope its endpoint sees; None: the app's way."""
+        key = (request_scope["method"], request_scope["path"])
+        if key not in self._matched:
+            if len(self._matched) >= MATCHES_KEPT:  # paths with record ids are one-offs
+                del self._matched[next(iter(self._matched))]
+            self._matched[key] = self._match(request_scope)
+        matched = self._matched[key]
+        if matched is None:
+            return None
+        route, added = matched
+        path_params = dict(added["path_params"])  # the endpoint's own, as Starlette gives it
+        return route, {**request_scope, **added, "path_params": path_params}
+
+    def _match(self, request_scope: dict[str, Any]) -> tuple[Route, dict[str, Any]] | None:
+        """Starlette's matching: the route, and what the mount and the route add to the scope."""
         scope = {**request_scope, "app": self.app}
         for mount in self.mounts:
             match, child = mount.matches(scope)
@@ -151,8 +172,7 @@ class DirectRoutes:
                     continue
                 if not isinstance(route, Route) or not _coroutine_function(route.endpoint):
                     return None
-                scope.update(leaf)
-                return route, scope
+                return route, {"app": self.app, **child, **leaf}
             return None  # the mount's router answers: 404, or 405 for a method not taken
         return None
 
