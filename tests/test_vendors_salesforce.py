@@ -18,6 +18,9 @@ import respx
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from salesforce_support import add_lead, fault, world_of
 from starlette.applications import Starlette
 
@@ -178,6 +181,32 @@ async def test_duplicates_resolve_to_the_earliest_created_record(rig: Rig) -> No
     lead(rig, "dup", age_s=20)
     found = await rig.run(rig.destination.find([probe("dup")]))
     assert found["dup"].record_id == first
+
+
+def _find_only() -> SalesforceDestination:
+    """A destination that only builds queries (no call is made: the secret is never read)."""
+    auth = {"flow": "client_credentials", "client_id": "x", "client_secret": {"env": "UNSET"}}
+    account = SalesforceAccount.model_validate(
+        {"name": "sf-test", "vendor": "salesforce", "base_url": SANDBOX_URL, "auth": auth}
+    )
+    wiring = Wiring(clock=VirtualClock(), sink=lambda _call, _others: None)
+    settings = Destination(account=account.name, object="Lead")
+    return SalesforceDestination(account, settings, account_http(account, wiring), FIELDS)
+
+
+FIND_ONLY = _find_only()
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(max_size=40), max_size=5))
+def test_the_find_query_is_encoded_from_its_pieces_as_a_whole_query_would_be(
+    emails: list[str],
+) -> None:
+    """The find query's path, joined from each literal's encoding, is byte for byte what
+    encoding the whole SOQL text gives: quotes, backslashes, commas, any character."""
+    destination = FIND_ONLY
+    whole = destination._query_path(destination._find_soql(emails))
+    assert destination._find_path(emails) == whole
 
 
 async def test_find_splits_only_when_the_url_budget_would_be_passed(rig: Rig) -> None:

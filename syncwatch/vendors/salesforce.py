@@ -124,8 +124,8 @@ class SalesforceDestination:
         self.auth = SalesforceAuth(account, http)
         self.fields = _select_list([*BASE_FIELDS, *fields])
         self._data = f"/services/data/{account.api_version}"
-        self._empty_query_chars: int | None = None
-        """The find query's URL path with no email listed, once encoded (fields are fixed)."""
+        self._find_head: str | None = None
+        """The find query's encoded text up to its email list (the fields are fixed)."""
 
     def __repr__(self) -> str:
         return f"SalesforceDestination(account={self.account.name!r}, object={self.sobject!r})"
@@ -144,7 +144,7 @@ class SalesforceDestination:
         session = await self.auth.session(context)
         found: dict[str, Record] = {}
         for emails in self._batches(list(by_email), session):
-            for record in await self._query(self._find_soql(emails), context):
+            for record in await self._query(self._find_path(emails), context):
                 probe_id = by_email.get(record.email.casefold())
                 if probe_id is not None:
                     found[probe_id] = earliest(found.get(probe_id), record)
@@ -171,14 +171,14 @@ class SalesforceDestination:
             f" WHERE Email LIKE {soql_ends_with('@' + probe_domain)}"
             f" AND CreatedDate < {soql_datetime(older_than)}"
         )
-        records = await self._query(soql, CallContext())
+        records = await self._query(self._query_path(soql), CallContext())
         return [record for record in records if record.probe_id is not None]
 
     # -- calls --------------------------------------------------------------------------------
 
-    async def _query(self, soql: str, context: CallContext) -> list[Record]:
+    async def _query(self, first_path: str, context: CallContext) -> list[Record]:
         """All batches of a query, each record stamped with when its batch arrived."""
-        path: str | None = self._query_path(soql)
+        path: str | None = first_path
         records: list[Record] = []
         while path is not None:
             page = await self._call("query_records", "GET", path, _query_page, context)
@@ -232,19 +232,28 @@ class SalesforceDestination:
     def _query_path(self, soql: str) -> str:
         return f"{self._data}/query?{httpx.QueryParams({'q': soql})}"
 
-    def _batches(self, emails: list[str], session: Session) -> list[list[str]]:
-        """As few batches as keep each query's whole URL within ``MAX_URL_CHARS``.
+    def _find_path(self, emails: Sequence[str]) -> str:
+        """``_query_path(_find_soql(emails))``, joined from encodings already made.
 
-        Percent-encoding works character by character, so a URL's length is the empty query's
-        plus each literal's encoded length: no query needs building twice.
+        Percent-encoding works character by character, so the encoded query is its pieces'
+        encodings put together; and a probe's email is asked about at every poll until it is
+        found, so its literal is encoded once, not at every poll.
         """
-        if self._empty_query_chars is None:
-            self._empty_query_chars = len(self._query_path(self._find_soql([])))
-        fixed = len(session.instance_url) + self._empty_query_chars
+        if self._find_head is None:
+            head = self._find_soql([])
+            assert head.endswith("()")
+            self._find_head = _encoded(head[:-1])
+        listed = _encoded(",").join(_encoded(soql_string(email)) for email in emails)
+        return f"{self._data}/query?q={self._find_head}{listed}{_encoded(')')}"
+
+    def _batches(self, emails: list[str], session: Session) -> list[list[str]]:
+        """As few batches as keep each query's whole URL within ``MAX_URL_CHARS``: a URL's
+        length is the empty query's plus each literal's encoded length (``_find_path``)."""
+        fixed = len(session.instance_url) + len(self._find_path([]))
         batches: list[list[str]] = [[]]
         length = fixed
         for email in emails:
-            cost = _encoded_length(soql_string(email) + ",")
+            cost = len(_encoded(soql_string(email))) + len(_encoded(","))
             if batches[-1] and length + cost > MAX_URL_CHARS:
                 batches.append([])
                 length = fixed
@@ -272,10 +281,9 @@ def soql_datetime(moment: datetime) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def _encoded_length(literal: str) -> int:
-    """How long ``literal`` is in the query string (as httpx encodes ``q``): a probe's email
-    is asked about at every poll until it is found, and encoding goes character by character."""
-    return len(str(httpx.QueryParams({"q": literal}))) - len("q=")
+def _encoded(text: str) -> str:
+    """``text`` as it stands in the query string (as httpx encodes ``q``)."""
+    return str(httpx.QueryParams({"q": text})).removeprefix("q=")
 
 
 def _select_list(names: Sequence[str]) -> tuple[str, ...]:
