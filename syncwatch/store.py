@@ -64,6 +64,7 @@ class Store:
         """Opened ``throwaway``: a simulation's, which may batch its commits (``batch``)."""
         self._column_cache: dict[str, frozenset[str]] = {}
         self._sql: dict[tuple[str, tuple[str, ...]], str] = {}
+        self._probe_select: tuple[str, ...] | None = None
         self._quota: dict[tuple[str, str], QuotaReading] = {}
         self._quota_unsaved: dict[tuple[str, str], QuotaReading] | None = None
         """Inside ``batch``: each window's newest figure, written once as the batch ends."""
@@ -246,8 +247,16 @@ class Store:
         return set(self._columns("probes"))
 
     def get_probe(self, probe_id: str) -> dict[str, Any] | None:
-        rows = list(self.db.query("SELECT * FROM probes WHERE probe_id = ?", [probe_id]))
-        return rows[0] if rows else None
+        cursor = self.conn.execute("SELECT * FROM probes WHERE probe_id = ?", (probe_id,))
+        row = cursor.fetchone()
+        return None if row is None else dict(zip(self._probe_names(cursor), row, strict=True))
+
+    def _probe_names(self, cursor: sqlite3.Cursor) -> tuple[str, ...]:
+        """The column names of a ``SELECT * FROM probes``, read once (the clean-up reads every
+        concluded probe's row)."""
+        if self._probe_select is None:
+            self._probe_select = tuple(column[0] for column in cursor.description)
+        return self._probe_select
 
     def unfinished_probes(self) -> list[dict[str, Any]]:
         """Probes without a terminal outcome: what a restarted daemon must resume."""
