@@ -36,10 +36,20 @@ __all__ = [
 
 def to_db_time(moment: datetime) -> str:
     """UTC, fixed width, so text order is time order in indexes and range queries."""
+    global _last_db_time
+    last_moment, last_text = _last_db_time
+    if moment is last_moment:  # the same object: a probe's writes mostly stamp one "now"
+        return last_text
     if moment.tzinfo is None:
         raise ValueError("store times must be timezone-aware")
     # isoformat, not strftime: a third faster, and it pads years before 1000 as the width needs.
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    text = moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    _last_db_time = (moment, text)  # one tuple, swapped whole: safe from any thread
+    return text
+
+
+_last_db_time: tuple[datetime | None, str] = (None, "")
+"""The last time ``to_db_time`` wrote, and its text (datetimes are immutable)."""
 
 
 def from_db_time(text: str) -> datetime:
@@ -165,6 +175,20 @@ class Store:
         except sqlite3.Error as exc:  # disk full, read-only, damaged: translated here, once
             raise StoreError(f"{self.path}: cannot write: {exc}") from exc
 
+    def _execute(self, sql: str, params: Sequence[Any]) -> sqlite3.Cursor:
+        """One statement, as ``_transaction`` runs a block (joined or committed, errors
+        translated), without a generator's setup: the probe lifecycle writes five times a
+        probe."""
+        try:
+            if self.conn.in_transaction:
+                return self.conn.execute(sql, params)
+            with self.conn:
+                return self.conn.execute(sql, params)
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot write: {exc}") from exc
+
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
         """Commit everything the block writes once, at its end, not at each write's return.
@@ -198,13 +222,16 @@ class Store:
 
     def insert_probe(self, probe: Mapping[str, Any]) -> None:
         """Persist a new probe before anything is sent, so a crash can never forget it."""
-        with self._transaction():
-            self._insert("probes", probe)
+        self._execute(*self._insert_sql("probes", probe))
 
     def _insert(self, table: str, values: Mapping[str, Any]) -> None:
-        """One row, by plain SQL on the plain connection, inside the caller's transaction:
-        sqlite-utils' ``insert`` re-reads the schema on every call, which was most of the
-        store's cost per probe (bench/RESULTS.md)."""
+        """One row, inside the caller's transaction."""
+        self.conn.execute(*self._insert_sql(table, values))
+
+    def _insert_sql(self, table: str, values: Mapping[str, Any]) -> tuple[str, list[Any]]:
+        """An insert of one row, by plain SQL for the plain connection: sqlite-utils' ``insert``
+        re-reads the schema on every call, which was most of the store's cost per probe
+        (bench/RESULTS.md)."""
         row = _encode(values)
         names = tuple(row)
         sql = self._sql.get((table, names))
@@ -215,7 +242,7 @@ class Store:
             columns = ", ".join(f"[{column}]" for column in names)
             marks = ", ".join("?" for _ in names)
             sql = self._sql[table, names] = f"INSERT INTO {table} ({columns}) VALUES ({marks})"
-        self.conn.execute(sql, list(row.values()))
+        return sql, list(row.values())
 
     def _load_quota(self) -> None:
         rows = self.db.query("SELECT * FROM quota_latest")
@@ -238,10 +265,9 @@ class Store:
             assignments = ", ".join(f"[{column}] = ?" for column in names)
             sql = f"UPDATE probes SET {assignments} WHERE probe_id = ?"
             self._sql["probes=", names] = sql
-        with self._transaction() as conn:
-            cursor = conn.execute(sql, [*_encode(changes).values(), probe_id])
-            if cursor.rowcount != 1:
-                raise StoreError(f"no probe {probe_id!r} to update")
+        cursor = self._execute(sql, [*_encode(changes).values(), probe_id])
+        if cursor.rowcount != 1:
+            raise StoreError(f"no probe {probe_id!r} to update")
 
     def probe_columns(self) -> set[str]:
         return set(self._columns("probes"))
