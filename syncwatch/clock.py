@@ -184,6 +184,8 @@ class _VirtualTimeout:
     ) -> None:
         task, self._task = self._task, None
         assert self._alarm is not None and task is not None
+        # Withdrawn first, so cancelling the alarm schedules no callback (a loop turn a call).
+        self._alarm.remove_done_callback(self._expire)
         self._alarm.cancel()
         if self._expired and task.uncancel() == 0 and kind is asyncio.CancelledError:
             raise TimeoutError from error
