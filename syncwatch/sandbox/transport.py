@@ -198,8 +198,12 @@ class DirectRoutes:
         if response.background is not None:
             await response.background()
         content = b"" if scope["method"] == "HEAD" else bytes(response.body)
+        # A stream, as a transport hands it over: the client reads (and decodes) it as it
+        # would off the wire; ``content=`` would read it once more here.
         return httpx.Response(
-            response.status_code, headers=self.date.stamp(response.raw_headers), content=content
+            response.status_code,
+            headers=self.date.stamp(response.raw_headers),
+            stream=httpx.ByteStream(content),
         )
 
 
