@@ -41,6 +41,10 @@ class Clock(Protocol):
         clock's time (the block is cancelled, as by ``asyncio.timeout``)."""
         ...
 
+    def alarm(self, seconds: float) -> asyncio.Future[None]:
+        """A future this clock completes after ``seconds``; cancel it to withdraw."""
+        ...
+
 
 class RealClock:
     """The wall clock and the event loop's own sleep."""
@@ -56,6 +60,13 @@ class RealClock:
 
     def timeout(self, seconds: float) -> AbstractAsyncContextManager[object]:
         return asyncio.timeout(max(0.0, seconds))
+
+    def alarm(self, seconds: float) -> asyncio.Future[None]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        ring = loop.call_later(max(0.0, seconds), _complete, future)
+        future.add_done_callback(lambda _future: ring.cancel())  # done early: no timer left
+        return future
 
 
 class VirtualClock:
@@ -98,7 +109,7 @@ class VirtualClock:
     def timeout(self, seconds: float) -> AbstractAsyncContextManager[object]:
         return _VirtualTimeout(self, seconds)
 
-    def _alarm(self, seconds: float) -> asyncio.Future[None]:
+    def alarm(self, seconds: float) -> asyncio.Future[None]:
         """A future this clock completes after ``seconds``, for a waiter that is not a task of
         its own (cancel it to withdraw)."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -139,15 +150,44 @@ class VirtualClock:
             heapq.heappop(self._sleepers)
 
 
-async def wait_until_set(clock: Clock, event: asyncio.Event, seconds: float) -> None:
-    """Return when ``event`` is set or after ``seconds`` of ``clock``, whichever comes first."""
-    if event.is_set():
-        return
-    try:
-        async with clock.timeout(seconds):
-            await event.wait()
-    except TimeoutError:
-        return
+class Wakeup:
+    """A flag that work raises and one idle loop waits on, for at most a time of a clock.
+
+    ``asyncio.Event`` under ``clock.timeout`` would do, but the idle loops' waits mostly run
+    out, and running out cost a cancellation and two exceptions each time. Here the clock's
+    alarm is the very future waited on, and raising the flag completes it early.
+    """
+
+    def __init__(self) -> None:
+        self._raised = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def set(self) -> None:
+        self._raised = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._raised = False
+
+    def is_set(self) -> bool:
+        return self._raised
+
+    async def wait(self, clock: Clock, seconds: float) -> None:
+        """Until the flag is raised or ``seconds`` of ``clock`` pass, whichever comes first.
+        One waiter at a time: a second would take the first one's place."""
+        if self._raised:
+            return
+        waiter = self._waiter = clock.alarm(seconds)
+        try:
+            await waiter  # cancelling the waiting task cancels the alarm with it
+        finally:
+            self._waiter = None
+
+
+def _complete(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class _VirtualTimeout:
@@ -167,7 +207,7 @@ class _VirtualTimeout:
         self._task = asyncio.current_task()
         if self._task is None:
             raise RuntimeError("a timeout must be used inside a task")
-        self._alarm = self._clock._alarm(max(0.0, self._seconds))
+        self._alarm = self._clock.alarm(max(0.0, self._seconds))
         self._alarm.add_done_callback(self._expire)
 
     def _expire(self, alarm: asyncio.Future[None]) -> None:

@@ -24,7 +24,7 @@ import httpx
 import structlog
 from prometheus_client import CollectorRegistry
 
-from syncwatch.clock import Clock, wait_until_set
+from syncwatch.clock import Clock
 from syncwatch.config import Config, Integration, TemplateRun
 from syncwatch.errors import StoreError, SyncwatchError
 from syncwatch.events import ApiCall, QuotaFigure
@@ -342,7 +342,7 @@ class Daemon:
                     wake = min(wake, due)
             delay = (wake - now).total_seconds() + self.rng.uniform(0, POLL_JITTER_S)
             self.engine.work_added.clear()
-            await wait_until_set(self.clock, self.engine.work_added, delay)
+            await self.engine.work_added.wait(self.clock, delay)
 
     def _start_poll(self, key: str) -> None:
         async def poll() -> None:

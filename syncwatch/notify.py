@@ -66,7 +66,7 @@ import httpx
 import structlog
 from prometheus_client import Gauge
 
-from syncwatch.clock import Clock, wait_until_set
+from syncwatch.clock import Clock, Wakeup
 from syncwatch.config import Config, PagerDutyTarget, SlackTarget, WebhookTarget
 from syncwatch.config.secrets import SecretRef
 from syncwatch.durations import format_duration
@@ -272,7 +272,7 @@ class Notifier:
         self.rng = rng or random.Random()
         self.targets: dict[str, Target] = {target.name: target for target in config.notifications}
         self._client = httpx.AsyncClient(transport=transport, timeout=CALL_TIMEOUT_S)
-        self._wake = asyncio.Event()
+        self._wake = Wakeup()
         self._orphans: set[str] = set()
         self._nothing_pending = False
         """Set by the last count of the outbox; cleared by ``wake``."""
@@ -439,7 +439,7 @@ class Notifier:
         return min(max(seconds, MIN_RETRY_S), MAX_IDLE_S)
 
     async def _idle(self, seconds: float) -> None:
-        await wait_until_set(self.clock, self._wake, seconds)
+        await self._wake.wait(self.clock, seconds)
 
 
 def _request(target: Target, message: OutboxMessage) -> tuple[str, dict[str, Any]]:

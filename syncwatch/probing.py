@@ -11,7 +11,6 @@ outcomes, cadence) are pure functions in ``lifecycle.py``.
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections import Counter, deque
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from typing import Any, Protocol
 import structlog
 
 from syncwatch.cleanup import Cleaner
-from syncwatch.clock import Clock
+from syncwatch.clock import Clock, Wakeup
 from syncwatch.config import Config, Integration, TemplateRun
 from syncwatch.errors import StoreError, VendorError, attribution
 from syncwatch.in_flight import InFlight, Tick
@@ -96,7 +95,7 @@ class ProbeEngine:
     _ticks: dict[str, Tick] = field(default_factory=dict, init=False)
     recent: dict[str, deque[float]] = field(default_factory=dict)
     on_result: Callable[[Result], None] = lambda _result: None
-    work_added: asyncio.Event = field(default_factory=asyncio.Event)
+    work_added: Wakeup = field(default_factory=Wakeup)
     cleaner: Cleaner = field(init=False)
 
     def __post_init__(self) -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from syncwatch.clock import DEFAULT_VIRTUAL_START, Clock, RealClock, VirtualClock
+from syncwatch.clock import DEFAULT_VIRTUAL_START, Clock, RealClock, VirtualClock, Wakeup
 
 
 async def test_virtual_now_and_monotonic_move_only_on_advance() -> None:
@@ -119,7 +119,7 @@ async def test_a_virtual_timeout_in_time_leaves_the_task_alone_afterwards() -> N
     log: list[str] = []
 
     async def quick() -> None:
-        done_first = clock._alarm(10)  # due with the timeout's alarm, and ahead of it
+        done_first = clock.alarm(10)  # due with the timeout's alarm, and ahead of it
         async with clock.timeout(10):
             await done_first
         log.append("block done")
@@ -166,20 +166,38 @@ async def test_a_cancellation_from_outside_is_not_turned_into_a_timeout() -> Non
 
 
 @pytest.mark.parametrize("clock", [VirtualClock(), RealClock()], ids=["virtual", "real"])
-async def test_wait_until_set_returns_on_the_event_or_the_time(clock: Clock) -> None:
-    """The daemon's idle wait: woken early by the event, or at the end of the time."""
-    from syncwatch.clock import wait_until_set
-
-    event = asyncio.Event()
-    waiter = asyncio.create_task(wait_until_set(clock, event, 3600))
+async def test_a_wakeup_returns_when_raised_or_at_the_end_of_the_time(clock: Clock) -> None:
+    """The daemon's idle wait: woken early by the flag, or at the end of the time; a raised
+    flag is not waited on, and a cleared one is again."""
+    wakeup = Wakeup()
+    waiter = asyncio.create_task(wakeup.wait(clock, 3600))
     await asyncio.sleep(0)
     assert not waiter.done()
-    event.set()
+    wakeup.set()
     await asyncio.wait_for(waiter, 1)
+    await asyncio.wait_for(wakeup.wait(clock, 3600), 1)  # still raised: no wait at all
 
-    event.clear()
-    short = asyncio.create_task(wait_until_set(clock, event, 0.01))
+    wakeup.clear()
+    short = asyncio.create_task(wakeup.wait(clock, 0.01))
     if isinstance(clock, VirtualClock):
-        await clock.advance(0.02)
+        await clock.advance(0.005)
+        assert not short.done()
+        await clock.advance(0.005)
     await asyncio.wait_for(short, 1)
-    assert not event.is_set()
+    assert not wakeup.is_set()
+    if isinstance(clock, VirtualClock):
+        assert clock.next_deadline() is None  # the early-woken alarm is not left waiting
+
+
+@pytest.mark.parametrize("clock", [VirtualClock(), RealClock()], ids=["virtual", "real"])
+async def test_a_cancelled_wait_withdraws_its_alarm(clock: Clock) -> None:
+    """A loop stopped while idle leaves no alarm behind, and a later flag reaches nobody."""
+    wakeup = Wakeup()
+    waiter = asyncio.create_task(wakeup.wait(clock, 3600))
+    await asyncio.sleep(0)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    wakeup.set()  # nobody waits: nothing to complete
+    if isinstance(clock, VirtualClock):
+        assert clock.next_deadline() is None
