@@ -14,14 +14,17 @@ one every few seconds per account in production):
   text of every request (twice for a relative one: the path, then the path joined to the base
   URL); a path without a query (a token endpoint, a form's submit URL, ``leads.json``) is the
   same string on every call, so the ``httpx.URL`` the first call built is handed back as is.
-  A URL with a query carries per-call data (a SOQL literal, a list of ids) and is built anew,
-  joined to the base URL as text and parsed once.
+  A URL with a query carries per-call data (a SOQL literal, a list of ids): its path is kept
+  like any fixed URL, and the query is put into that parse as written when it is one httpx
+  keeps as written anyway (what ``urlencode`` and ``quote`` make), rather than read again
+  character by character; any other is joined to the base URL as text and parsed once.
 - A body is read only up to a bound, so a proxy streaming forever cannot hold all of it.
 """
 
 from __future__ import annotations
 
 import http.cookiejar
+import re
 import urllib.request
 from typing import Any
 
@@ -101,6 +104,12 @@ class FixedUrls:
         known = self._urls.get(url)
         if known is not None:
             return client.build_request(method, known, **kwargs)
+        path, mark, query = url.partition("?")
+        if mark and "params" not in kwargs and len(url) <= MAX_KEPT_QUERY_URL:
+            at = self._urls.get(path) or self.build(client, "GET", path, {}).url
+            joined = _with_query(at, query)
+            if joined is not None:
+                return client.build_request(method, joined, **kwargs)
         if "?" in url and "params" not in kwargs and _plainly_relative(url):
             # Per-call data, so built anew; but joined as text and parsed once, not parsed as
             # a relative URL and parsed again joined (httpx reads a SOQL URL twice otherwise).
@@ -113,6 +122,29 @@ class FixedUrls:
                 del self._urls[next(iter(self._urls))]
             self._urls[url] = request.url
         return request
+
+
+def _with_query(url: httpx.URL, query: str) -> httpx.URL | None:
+    """``url`` (which has no query) with ``query``, without reading the query character by
+    character as httpx's parser does: only for a query httpx keeps exactly as written (its
+    own percent-encoding leaves printable ASCII but ``"#<>`` and space untouched), which is
+    what ``urlencode`` and ``quote`` write. The URL's parse is httpx's own, with the query put
+    in place; None where it is not kept as this httpx keeps it (the text is parsed then)."""
+    reference = vars(url).get("_uri_reference")
+    if not isinstance(reference, tuple) or reference._fields[5:6] != ("query",):  # type: ignore[attr-defined]
+        return None
+    if reference[5] is not None or not _KEPT_AS_WRITTEN.fullmatch(query):
+        return None
+    joined = object.__new__(httpx.URL)
+    vars(joined).update(vars(url), _uri_reference=reference._replace(query=query))  # type: ignore[attr-defined]
+    return joined
+
+
+MAX_KEPT_QUERY_URL = 16_384
+"""Longer URLs go through httpx's parser, which refuses those past its own limit."""
+
+_KEPT_AS_WRITTEN = re.compile(r"[\x21\x24-\x3b\x3d\x3f-\x7e]*")
+"""Printable ASCII but ``"``, ``#``, ``<``, ``>`` and space: what httpx's query quoting keeps."""
 
 
 def _plainly_relative(url: str) -> bool:
