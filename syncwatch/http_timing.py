@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 from asyncio_throttle.throttler import Throttler
@@ -94,5 +94,28 @@ class ClockOffset:
 @functools.lru_cache(maxsize=64)
 def _http_date(value: str) -> datetime:
     """A ``Date`` header read once: every response has one, and the calls of every account in
-    the same second carry the same text."""
+    the same second carry the same text.
+
+    The form RFC 9110 §5.6.7 says senders must use (``Sun, 06 Nov 1994 08:49:37 GMT``) is read
+    by position; anything else (the obsolete forms a recipient must still accept, a wrong
+    one) by the email parser, which ``parsedate_to_datetime`` is."""
+    if len(value) == 29 and value.endswith(" GMT") and value[3:5] == ", ":
+        month = _MONTHS.get(value[8:11])
+        fields = (value[12:16], value[5:7], value[17:19], value[20:22], value[23:25])
+        separators = value[4] + value[7] + value[11] + value[16] + value[19] + value[22]
+        if month and separators == "    ::" and all(f.isascii() and f.isdigit() for f in fields):
+            year, day, hour, minute, second = map(int, fields)
+            if year >= 100:  # the email parser reads a smaller one as a two-digit year
+                try:
+                    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+                except ValueError:
+                    pass  # out of range: the email parser decides
     return parsedate_to_datetime(value)
+
+
+_MONTHS = {
+    name: number
+    for number, name in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
+    )
+}
