@@ -308,11 +308,15 @@ class Store:
             )
         # The call was made whether or not it can be written: the guard must count it.
         self._count_recent(call)
+        # Field by field, not ``asdict``: it deep-copies every value, once per call.
+        row = [getattr(call, name) for name in _CALL_FIELDS]
+        row[0] = to_db_time(call.at)
         try:
-            with self._transaction():
-                # Field by field, not ``asdict``: it deep-copies every value, once per call.
-                self._insert("api_calls", {name: getattr(call, name) for name in _CALL_FIELDS})
-                if self._quota_unsaved is None:
+            if not readings or self._quota_unsaved is not None:  # one statement: the call's
+                self._execute(_CALL_INSERT, row)
+            else:
+                with self._transaction() as conn:
+                    conn.execute(_CALL_INSERT, row)
                     for reading in readings:
                         self._save_quota(reading)
         except sqlite3.IntegrityError as exc:
@@ -497,6 +501,11 @@ class Store:
 
 
 _CALL_FIELDS = tuple(f.name for f in fields(ApiCall))
+assert _CALL_FIELDS[0] == "at"  # the one datetime: written as store time text
+_CALL_INSERT = (
+    f"INSERT INTO api_calls ({', '.join(f'[{name}]' for name in _CALL_FIELDS)}) "
+    f"VALUES ({', '.join('?' for _ in _CALL_FIELDS)})"
+)
 _IDS_PER_QUERY = 500
 """Bound parameters per ``IN (...)``: well under SQLite's limit, old builds' 999 included."""
 
