@@ -211,9 +211,11 @@ class Store:
                 yield
             finally:
                 unsaved, self._quota_unsaved = self._quota_unsaved or {}, None
+                # Even when something committed early (retention's own transaction does):
+                # the figures are still to write, and a write opens the transaction again.
+                for reading in unsaved.values():
+                    self._save_quota(reading)
                 if self.conn.in_transaction:
-                    for reading in unsaved.values():
-                        self._save_quota(reading)
                     self.conn.commit()
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot write: {exc}") from exc
