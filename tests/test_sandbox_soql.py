@@ -358,3 +358,56 @@ def test_the_scanner_tokenizes_exactly_as_a_token_at_a_time_reader(text: str) ->
     except SoqlError as refused:
         got = refused.message
     assert got == expected
+
+
+def read_whole(text: str) -> soql.Query | str:
+    """The query as the tokenizer and the parser read the whole text, or their message."""
+    try:
+        if not text.strip():
+            return soql.parse(text)
+        return soql._Parser(soql.tokenize(text)).query()
+    except SoqlError as refused:
+        return refused.message
+
+
+LITERAL_BODIES = st.lists(
+    st.sampled_from(["a", "@", ".", "'", "\\", "\\'", "\\\\", "%", "_", "\\%", "é", " "]),
+    max_size=8,
+).map("".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.one_of(
+        st.lists(st.sampled_from(SOQL_PIECES), max_size=24).map(" ".join),
+        st.lists(st.sampled_from(SOQL_PIECES), max_size=24).map("".join),
+        st.tuples(
+            st.lists(LITERAL_BODIES, min_size=1, max_size=4),
+            st.sampled_from(["IN ({})", "= {}", "LIKE {}", "IN ({}) LIMIT 5"]),
+        ).map(
+            lambda parts: (
+                "SELECT Id, Email FROM Lead WHERE Email "
+                + parts[1].format(",".join(f"'{body}'" for body in parts[0]))
+            )
+        ),
+    )
+)
+def test_a_query_read_by_its_shape_is_the_query_read_whole(text: str) -> None:
+    """Parsing the shape once and putting the literals back gives the query (or the first
+    error) that reading the whole text gives, for any text: literals with quotes, escapes
+    good and bad, LIKE wildcards, and texts that are not SOQL at all."""
+    try:
+        got: soql.Query | str = soql.parse(text)
+    except SoqlError as refused:
+        got = refused.message
+    assert got == read_whole(text)
+
+
+def test_a_shape_is_parsed_once_for_any_literals() -> None:
+    """Two polls for different emails share one parse of their shape."""
+    soql._parse_shape.cache_clear()
+    first = soql.parse("SELECT Id FROM Lead WHERE Email IN ('a@x.com', 'b@x.com')")
+    second = soql.parse("SELECT Id FROM Lead WHERE Email IN ('c@x.com', 'd\\'e@x.com')")
+    assert soql._parse_shape.cache_info().hits == 1
+    assert first.where[0].value == ("a@x.com", "b@x.com")
+    assert second.where[0].value == ("c@x.com", "d'e@x.com")

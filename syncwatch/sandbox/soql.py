@@ -253,11 +253,48 @@ def _no_duplicates(fields: list[str]) -> tuple[str, ...]:
 
 
 def parse(text: str) -> Query:
-    """Parse one query of the subset, or raise ``SoqlError`` saying why not."""
+    """Parse one query of the subset, or raise ``SoqlError`` saying why not.
+
+    A client sends a few shapes of query with different literals in them (a poll's emails), so
+    the shape, every literal emptied, is parsed once and the literals are put back in reading
+    order: no token but a string literal holds a quote, so the shape's tokens are the query's
+    but for those. Any problem at all, and the whole text is read in order, so the error
+    reported is always the first, as ``tokenize`` and the parser find it.
+    """
     if not text.strip():
         # unconfirmed: message wording for a missing or empty ``q``.
         raise malformed("A query string has to be specified")
-    return _Parser(tokenize(text)).query()
+    literals = _LITERAL.findall(text)
+    try:
+        return _with_literals(_parse_shape(_LITERAL.sub("''", text)), literals)
+    except SoqlError:
+        return _Parser(tokenize(text)).query()
+
+
+_LITERAL = re.compile(r"'[^'\\]*(?:\\.[^'\\]*)*'")
+"""A string literal, as ``_TOKEN`` reads one."""
+
+
+@functools.lru_cache(maxsize=128)
+def _parse_shape(shape: str) -> Query:
+    return _Parser(tokenize(shape)).query()
+
+
+def _with_literals(shape: Query, literals: list[str]) -> Query:
+    """``shape``'s conditions with the literals in place of its empty ones, read as the parser
+    reads them (an unknown escape refused, LIKE keeping its wildcards escaped)."""
+    bodies = iter(literal[1:-1] for literal in literals)
+    where: list[Condition] = []
+    for condition in shape.where:
+        value: str | datetime | tuple[str, ...] = condition.value
+        if isinstance(value, tuple):
+            value = tuple(unescape(next(bodies), for_like=False) for _ in value)
+        elif isinstance(value, str):
+            value = unescape(next(bodies), for_like=condition.op == "LIKE")
+        where.append(Condition(condition.field, condition.op, value))
+    if next(bodies, None) is not None:
+        raise malformed("a literal outside any condition")  # the whole text says where
+    return Query(shape.fields, shape.sobject, tuple(where), shape.limit)
 
 
 def resolve_fields(
