@@ -226,10 +226,6 @@ class Store:
         """Persist a new probe before anything is sent, so a crash can never forget it."""
         self._execute(*self._insert_sql("probes", probe))
 
-    def _insert(self, table: str, values: Mapping[str, Any]) -> None:
-        """One row, inside the caller's transaction."""
-        self.conn.execute(*self._insert_sql(table, values))
-
     def _insert_sql(self, table: str, values: Mapping[str, Any]) -> tuple[str, list[Any]]:
         """An insert of one row, by plain SQL for the plain connection: sqlite-utils' ``insert``
         re-reads the schema on every call, which was most of the store's cost per probe
