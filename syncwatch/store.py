@@ -173,7 +173,11 @@ class Store:
         except sqlite3.IntegrityError:
             raise  # a caller's mistake, which it names (record_call)
         except sqlite3.Error as exc:  # disk full, read-only, damaged: translated here, once
-            raise StoreError(f"{self.path}: cannot write: {exc}") from exc
+            raise self._cannot_write(exc) from exc
+
+    def _cannot_write(self, exc: sqlite3.Error) -> StoreError:
+        """A failed write as the store reports it (disk full, read-only, damaged)."""
+        return StoreError(f"{self.path}: cannot write: {exc}")
 
     def _execute(self, sql: str, params: Sequence[Any]) -> sqlite3.Cursor:
         """One statement, as ``_transaction`` runs a block (joined or committed, errors
@@ -187,7 +191,7 @@ class Store:
         except sqlite3.IntegrityError:
             raise
         except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot write: {exc}") from exc
+            raise self._cannot_write(exc) from exc
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -218,7 +222,7 @@ class Store:
                 if self.conn.in_transaction:
                     self.conn.commit()
         except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot write: {exc}") from exc
+            raise self._cannot_write(exc) from exc
 
     # -- probes ---------------------------------------------------------------------------
 
