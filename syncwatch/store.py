@@ -83,6 +83,8 @@ class Store:
         self._recent_total: dict[str, int] = {}
         self._recent_oldest: dict[str, int] = {}
         """Per account: every call in ``_recent``, and a minute no kept one is older than."""
+        self._recent_before: dict[str, tuple[int, int]] = {}
+        """Per account: the calls kept from before a minute, and that minute (``calls_since``)."""
 
     @classmethod
     def open(cls, path: Path | str, *, throwaway: bool = False) -> Store:
@@ -457,10 +459,16 @@ class Store:
         minutes = self._recent.get(account)
         if not minutes:
             return 0
-        # The kept total less the minutes before ``first``: for the guard's trailing day that is
-        # the hour or two kept beyond it, not the whole day's minutes on every probe.
-        older = range(self._recent_oldest[account], first)
-        return self._recent_total[account] - sum(minutes.get(m, 0) for m in older)
+        # The kept total less the calls before ``first``. The guard's ``since`` only moves
+        # forward, so the count before it is carried from the last question and extended by
+        # the minutes passed since, not summed afresh over the hour or two kept beyond the day.
+        oldest = self._recent_oldest[account]
+        until, before = self._recent_before.get(account, (oldest, 0))
+        if first < until:
+            until, before = oldest, 0
+        before += sum(minutes.get(m, 0) for m in range(max(until, oldest), first))
+        self._recent_before[account] = (max(until, first), before)
+        return self._recent_total[account] - before
 
     def _count_recent(self, call: ApiCall) -> None:
         account, minute = call.account, _minute(call.at)
@@ -468,17 +476,21 @@ class Store:
         minutes[minute] = minutes.get(minute, 0) + 1
         self._recent_total[account] = self._recent_total.get(account, 0) + 1
         self._recent_oldest[account] = min(self._recent_oldest.get(account, minute), minute)
+        until, before = self._recent_before.get(account, (minute, 0))
+        if minute < until:  # recorded late, into minutes already counted as before
+            self._recent_before[account] = (until, before + 1)
         if minute - self._recent_oldest[account] > RECENT_CALLS_MINUTES + 60:  # hourly at most
             oldest = minute - RECENT_CALLS_MINUTES
             for old in [m for m in minutes if m < oldest]:
                 self._recent_total[account] -= minutes.pop(old)
             self._recent_oldest[account] = max(self._recent_oldest[account], oldest)
+            self._recent_before.pop(account, None)  # counted again at the next question
 
     def _load_recent(self) -> None:
         """The last ``RECENT_CALLS`` of calls per account and minute, once at open (counted
         back from the newest call stored: the store reads no clock)."""
         newest = self.db.execute("SELECT max(at) FROM api_calls").fetchone()[0]
-        self._recent = {}
+        self._recent, self._recent_before = {}, {}
         if newest is None:
             return
         since = from_db_time(newest) - RECENT_CALLS

@@ -353,21 +353,36 @@ def test_only_store_times_are_read_as_times(text: str) -> None:
 
 
 def test_calls_since_stays_exact_across_pruning_and_late_minutes(tmp_path: Path) -> None:
-    """Three days of calls every 7 minutes, a few recorded late (an earlier minute than the call
-    before): the in-memory count, kept as a running total less the minutes before ``since``,
-    matches a count over the kept minutes at every point, through the hourly pruning."""
+    """Three days of calls every 7 minutes, some recorded late (a minute earlier than one
+    already asked about): the in-memory count, kept as a running total less the calls before
+    ``since`` (carried from one question to the next), matches a count over the kept minutes
+    at every point, through the hourly pruning: the guard's trailing day at every call, the
+    same question again after a late call, and windows that jump back and forth every 50."""
     store = Store.open(tmp_path / "s.db")
     kept: dict[int, int] = {}
-    for step in range(3 * 24 * 60 // 7):
-        at = T0 + timedelta(minutes=7 * step - (3 if step % 11 == 0 else 0))
+
+    def record(at: datetime) -> None:
         store.record_call(ApiCall(at, "salesforce", "sf", "query", 200, 0.1))
         minute = int(at.timestamp() // 60)
         kept[minute] = kept.get(minute, 0) + 1
+
+    def check(since: datetime, step: int) -> None:
+        first = int(since.timestamp() // 60)
+        expected = sum(n for m, n in kept.items() if m >= first)
+        assert store.calls_since("sf", since) == expected, (step, since)
+
+    asked: datetime | None = None
+    for step in range(3 * 24 * 60 // 7):
+        at = T0 + timedelta(minutes=7 * step)
+        record(at)
+        if asked is not None and step % 11 == 0:
+            record(asked - timedelta(minutes=3))  # late: before the minute last asked about
+            check(asked, step)
+        check(at - timedelta(days=1), step)  # the guard's question
+        check(at, step)
+        asked = at
         if step % 50 == 0:
             newest = max(kept)
             kept = {m: n for m, n in kept.items() if m >= newest - 25 * 60}
             for hours in (0, 1, 12, 24):
-                since = at - timedelta(hours=hours)
-                first = int(since.timestamp() // 60)
-                expected = sum(n for m, n in kept.items() if m >= first)
-                assert store.calls_since("sf", since) == expected, (step, hours)
+                check(at - timedelta(hours=hours), step)
