@@ -7,6 +7,7 @@ secrets (``authorization``, ``token``, ...) are masked whatever their value.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import MutableMapping
 from typing import Any
@@ -24,8 +25,10 @@ ROTATING_KEPT = 2
 """Renewed credentials masked per slot: the current one, and the one requests may still carry."""
 
 
-def _forms(secret: str) -> set[str]:
-    return {secret, quote(secret, safe=""), quote(secret), quote_plus(secret)}
+@functools.lru_cache(maxsize=16)
+def _forms(secret: str) -> frozenset[str]:
+    """Encoded once per secret: adapters add the token they read before every call."""
+    return frozenset({secret, quote(secret, safe=""), quote(secret), quote_plus(secret)})
 
 
 class Redactor:
