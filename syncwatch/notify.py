@@ -274,6 +274,8 @@ class Notifier:
         self._client = httpx.AsyncClient(transport=transport, timeout=CALL_TIMEOUT_S)
         self._wake = Wakeup()
         self._orphans: set[str] = set()
+        self._pending_shown: dict[str, int] = {}
+        """What ``notifications_pending`` was last set to, per target."""
         self._nothing_pending = False
         """Set by the last count of the outbox; cleared by ``wake``."""
         self.on_store_error = on_store_error
@@ -414,7 +416,10 @@ class Notifier:
         pending = self.incidents.outbox_pending()
         self._nothing_pending = not any(pending.get(name) for name in self.targets)
         for name in self.targets:
-            self.metrics.notifications_pending.labels(name).set(pending.get(name, 0))
+            count = pending.get(name, 0)
+            if self._pending_shown.get(name) != count:  # an idle look mostly changes nothing
+                self.metrics.notifications_pending.labels(name).set(count)
+                self._pending_shown[name] = count
         for name in sorted(set(pending) - set(self.targets) - self._orphans):
             self._orphans.add(name)
             log.warning(

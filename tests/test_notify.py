@@ -433,13 +433,19 @@ async def test_pending_gauge_counts_undelivered_messages_per_target(
     breach = Breach(incidents, TARGETS)
     breach.open(clock.now())
     breach.resolve(clock.now())
-    await sender.deliver_due()
-    await sender.aclose()
 
     def pending(target: str) -> float | None:
         return registry.get_sample_value("syncwatch_notifications_pending", {"target": target})
 
+    await sender.deliver_due()
     assert [pending(name) for name in TARGETS] == [0, 0, 2]
+    await sender.deliver_due()  # nothing due yet: the figures stand
+    assert [pending(name) for name in TARGETS] == [0, 0, 2]
+    await client.delete("/_sandbox/faults")
+    await clock.advance(3600)  # past any retry's back-off
+    await sender.deliver_due()
+    await sender.aclose()
+    assert [pending(name) for name in TARGETS] == [0, 0, 0]
 
 
 # -- delivery against recorded answers (respx) ----------------------------------------------
