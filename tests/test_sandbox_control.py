@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
+from email.utils import format_datetime
 
 import httpx
+from hypothesis import given
+from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from syncwatch.clock import VirtualClock
 from syncwatch.sandbox import create_app
-from syncwatch.sandbox.app import PREFIXES
+from syncwatch.sandbox.app import PREFIXES, http_date
 from syncwatch.sandbox.faults import FaultBook
 from syncwatch.sandbox.scenario import FaultSpec, Scenario
 from syncwatch.sandbox.world import World
@@ -119,6 +122,20 @@ async def test_the_date_header_follows_the_clock_second_by_second(
         "Mon, 05 Oct 2026 09:00:02 GMT",
         "Mon, 05 Oct 2026 09:01:01 GMT",
     ]
+
+
+@given(
+    st.datetimes(  # hypothesis takes naive bounds and adds the zone itself
+        min_value=datetime(1000, 1, 1),  # noqa: DTZ001
+        max_value=datetime(9999, 12, 30),  # noqa: DTZ001
+        timezones=st.sampled_from(
+            [UTC, timezone(timedelta(hours=-5)), timezone(timedelta(hours=9))]
+        ),
+    )
+)
+def test_the_date_header_is_written_as_the_email_module_writes_it(moment: datetime) -> None:
+    """``http_date`` spells out what ``format_datetime(usegmt=True)`` writes, in any zone."""
+    assert http_date(moment) == format_datetime(moment.astimezone(UTC), usegmt=True)
 
 
 def test_active_faults_are_found_in_id_order_after_live_changes() -> None:

@@ -15,8 +15,7 @@ introspection. An account's ``base_url`` is then
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
-from email.utils import format_datetime
+from datetime import UTC, datetime
 
 from starlette.applications import Starlette
 from starlette.routing import Mount
@@ -56,6 +55,22 @@ PREFIXES: tuple[tuple[str, str], ...] = (
 """Every prefix the app mounts and the host it stands for (``syncwatch sandbox`` prints it)."""
 
 
+def http_date(moment: datetime) -> str:
+    """IMF-fixdate (RFC 9110 §5.6.7), ``Sun, 06 Nov 1994 08:49:37 GMT``: what
+    ``email.utils.format_datetime(moment, usegmt=True)`` writes for a UTC time, spelled out
+    here because the sandbox dates every response and the email module's way costs several
+    times as much (and would depend on no locale either)."""
+    utc = moment.astimezone(UTC)
+    return (
+        f"{_DAYS[utc.weekday()]}, {utc.day:02d} {_MONTHS[utc.month - 1]} {utc.year:04d} "
+        f"{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d} GMT"
+    )
+
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
 class ResponseDate:
     """The ``Date`` header every sandbox response carries, from the sandbox's clock, as real
     vendors send it (RFC 9110 §6.6.1: whole seconds), so clients can estimate the vendor's
@@ -70,7 +85,7 @@ class ResponseDate:
         second = self.clock.now().replace(microsecond=0)
         if second != self._second:
             self._second = second
-            self._date = format_datetime(second, usegmt=True).encode("latin-1")
+            self._date = http_date(second).encode("latin-1")
         return self._date
 
     def stamp(self, headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
