@@ -12,6 +12,7 @@ What it leaves is an ordinary database, and beside it the config the simulated d
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -226,9 +227,16 @@ async def simulate(
     seconds = (span.end - span.start).total_seconds()
     # No /metrics or /status to show month-to-date figures on: the reports compute them.
     daemon = simulation.daemon(contract_figures=False)
-    tally = await simulation.run(
-        seconds, drain_s=drain, during=report, step_s=STEP_S, daemon=daemon
-    )
+    # As ``run_daemon`` does: what was just built (the config, the sandbox, the daemon) lives
+    # as long as the run, out of the collector's sight; each full collection walked it again.
+    gc.collect()
+    gc.freeze()
+    try:
+        tally = await simulation.run(
+            seconds, drain_s=drain, during=report, step_s=STEP_S, daemon=daemon
+        )
+    finally:
+        gc.unfreeze()
     summary = Summary(
         span,
         simulation.seed,
