@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from syncwatch.clock import VirtualClock
 from syncwatch.sandbox import soql
+from syncwatch.sandbox.salesforce_data import DataApi, RecordRow, record_row
+from syncwatch.sandbox.scenario import Scenario
 from syncwatch.sandbox.soql import Condition, Query, SoqlError
+from syncwatch.sandbox.world import CrmRecord, World
 
 T0 = datetime(2026, 10, 5, 9, 0, tzinfo=UTC)
 LEAD_FIELDS = ["Id", "Email", "LastName", "CreatedDate", "Probe_Id__c"]
@@ -118,6 +122,31 @@ def test_resolve_fields_spells_names_as_the_schema_does() -> None:
     resolved = soql.resolve_fields(query, LEAD_FIELDS)
     assert resolved.fields == ("Id", "Email", "Probe_Id__c")
     assert resolved.where == (Condition("Email", "=", "a"),)
+
+
+def test_resolve_fields_keeps_the_first_spelling_of_a_name() -> None:
+    """A schema that spells a name twice (a record's own casing after the standard field's)
+    resolves it to the first: the standard spelling, whatever records carry."""
+    query = soql.parse("SELECT EMAIL FROM Lead WHERE email = 'a'")
+    resolved = soql.resolve_fields(query, ["Id", "Email", "email", "EMAIL"])
+    assert resolved.fields == ("Email",)
+    assert resolved.where == (Condition("Email", "=", "a"),)
+
+
+def test_a_query_finds_fields_only_records_carry() -> None:
+    """Names outside the standard and mapped fields resolve from the records' own fields (the
+    records are read only then); a name no record carries is INVALID_FIELD."""
+    world = World.create(Scenario(), VirtualClock(T0), seed=1)
+    data = DataApi(world)
+    world.new_crm_record("Lead", {"Email": "a@p.example", "Probe_Run__c": "r1"}, T0)
+    world.new_crm_record("Lead", {"Email": "b@p.example", "Probe_Run__c": "r2"}, T0)
+    found = data.query("v62.0", "SELECT email, probe_run__c FROM Lead WHERE PROBE_RUN__C = 'r2'")
+    assert found.status == 200
+    assert [(r["Email"], r["Probe_Run__c"]) for r in found.payload["records"]] == [
+        ("b@p.example", "r2")
+    ]
+    refused = data.query("v62.0", "SELECT Id FROM Lead WHERE Probe_Other__c = 'r2'")
+    assert refused.status == 400 and refused.payload[0]["errorCode"] == "INVALID_FIELD"
 
 
 @pytest.mark.parametrize(
@@ -235,6 +264,42 @@ def test_select_filters_on_every_condition_then_applies_limit() -> None:
     assert [row["Id"] for row in soql.select(query, rows)] == ["1", "4"]
     limited = soql.parse("SELECT Id FROM Lead WHERE Email LIKE '%@p.example' LIMIT 2")
     assert [row["Id"] for row in soql.select(limited, rows)] == ["1", "2"]
+
+
+FIELD_NAMES = st.sampled_from(["Id", "Email", "LastName", "CreatedDate", "Probe_Id__c", "Company"])
+FIELD_VALUES = st.one_of(st.none(), st.text(max_size=8), st.just("a@p.example"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.dictionaries(FIELD_NAMES, FIELD_VALUES, max_size=5), min_size=1, max_size=6),
+    st.sampled_from(
+        [
+            "SELECT Id FROM Lead WHERE Email IN ('a@p.example', '')",
+            "SELECT Id FROM Lead WHERE LastName != 'x' AND Email LIKE '%p.example'",
+            "SELECT Id FROM Lead WHERE CreatedDate < 2026-10-05T09:00:00Z AND Company = ''",
+            "SELECT Id FROM Lead WHERE Id != '00Q000000000000001'",
+        ]
+    ),
+)
+def test_a_query_reads_a_record_row_as_the_whole_row(
+    fields: list[dict[str, Any]], text: str
+) -> None:
+    """``RecordRow`` is ``record_row`` read lazily: the same mapping, key order included, and
+    a query selects the same records over either (fields named Id or CreatedDate too)."""
+    records = [
+        CrmRecord(f"00Q{n:015d}", "Lead", dict(row), T0 - timedelta(minutes=n, microseconds=7))
+        for n, row in enumerate(fields)
+    ]
+    query = soql.parse(text)
+    for record in records:
+        lazy, whole = RecordRow(record), record_row(record)
+        assert dict(lazy) == whole and list(lazy) == list(whole) and len(lazy) == len(whole)
+        for name in ("Id", "Email", "CreatedDate", "Company", "Nope"):
+            assert lazy.get(name) == whole.get(name)
+    chosen = [row.record for row in soql.select(query, [RecordRow(r) for r in records])]
+    expected = [r for r in records if soql.select(query, [record_row(r)])]
+    assert chosen == expected
 
 
 @settings(max_examples=300, deadline=None)

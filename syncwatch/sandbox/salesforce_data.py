@@ -14,7 +14,7 @@ Vendor docs:
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -71,6 +71,40 @@ def format_datetime(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
 
 
+def record_row(record: CrmRecord) -> dict[str, Any]:
+    """A record as a query sees it: its fields, its ``Id`` and its ``CreatedDate``."""
+    return {**record.fields, "Id": record.id, "CreatedDate": created_date(record)}
+
+
+class RecordRow(Mapping[str, Any]):
+    """``record_row(record)``, read field by field as the query's conditions ask: every
+    record of the object is tested, and most fail at their first field, so the whole row
+    (with its ``CreatedDate`` worked out) is not built for each."""
+
+    __slots__ = ("record",)
+
+    def __init__(self, record: CrmRecord) -> None:
+        self.record = record
+
+    def get(self, name: str, default: Any = None) -> Any:
+        if name == "Id":
+            return self.record.id
+        if name == "CreatedDate":
+            return created_date(self.record)
+        return self.record.fields.get(name, default)
+
+    def __getitem__(self, name: str) -> Any:
+        if name in ("Id", "CreatedDate") or name in self.record.fields:
+            return self.get(name)
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(record_row(self.record))
+
+    def __len__(self) -> int:
+        return len(record_row(self.record))
+
+
 class DataApi:
     """The REST resources syncwatch uses, over ``world.crm``."""
 
@@ -84,16 +118,31 @@ class DataApi:
 
     def known_fields(self, sobject: str) -> list[str]:
         """Standard fields, the connector's mapped fields, and any field a record carries."""
-        names = dict.fromkeys(STANDARD_FIELDS[sobject])
-        if self.world.scenario.sync.sobject == sobject:
-            names.update(dict.fromkeys(self.world.scenario.sync.mapping.values()))
+        names = dict.fromkeys(self._declared_fields(sobject))
         for record in self.world.crm.values():
             if record.sobject == sobject:
                 names.update(dict.fromkeys(record.fields))
         return list(names)
 
+    def _declared_fields(self, sobject: str) -> tuple[str, ...]:
+        """Standard fields and the connector's mapped fields: known without reading records."""
+        names = STANDARD_FIELDS[sobject]
+        if self.world.scenario.sync.sobject == sobject:
+            names = (*names, *self.world.scenario.sync.mapping.values())
+        return names
+
+    def _resolve(self, parsed: soql.Query) -> soql.Query:
+        """``resolve_fields`` over ``known_fields``. The first spelling of a name wins, so
+        where the declared fields know every name the query uses, the records (which only
+        add names after them) cannot change the answer and are not read."""
+        declared = self._declared_fields(parsed.sobject)
+        try:
+            return soql.resolve_fields(parsed, declared)
+        except soql.SoqlError:
+            return soql.resolve_fields(parsed, self.known_fields(parsed.sobject))
+
     def row(self, record: CrmRecord) -> dict[str, Any]:
-        return {**record.fields, "Id": record.id, "CreatedDate": created_date(record)}
+        return record_row(record)
 
     def render(self, version: str, record: CrmRecord, fields: list[str]) -> dict[str, Any]:
         """A record as the REST API shows it: ``attributes`` first, then the fields asked for."""
@@ -111,12 +160,11 @@ class DataApi:
         """``GET query?q=``: the first batch, with a cursor when more than one batch matches."""
         try:
             parsed = soql.parse(text)
-            query = soql.resolve_fields(parsed, self.known_fields(parsed.sobject))
+            query = self._resolve(parsed)
         except soql.SoqlError as refused:
             return error(400, refused.error_code, refused.message)
-        records = [r for r in self.world.crm.values() if r.sobject == query.sobject]
-        rows = soql.select(query, [self.row(r) for r in records])
-        found = [self.world.crm[str(row["Id"])] for row in rows]
+        rows = [RecordRow(r) for r in self.world.crm.values() if r.sobject == query.sobject]
+        found = [row.record for row in soql.select(query, rows)]
         rendered = [self.render(version, r, list(query.fields)) for r in found]
         return Reply(200, self._batch(version, self._open_cursor(rendered), rendered, 0))
 

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 SOBJECTS = ("Lead", "Contact")
 
@@ -303,9 +303,10 @@ def resolve_fields(
     """The query with field names spelled as the schema spells them (SOQL ignores their case).
 
     A name the schema lacks is ``INVALID_FIELD``, as Salesforce answers it; a datetime literal
-    against a text field, or a string against a datetime field, is refused too.
+    against a text field, or a string against a datetime field, is refused too. Where
+    ``known`` spells one name two ways, its first spelling is the field's.
     """
-    by_lower = {name.lower(): name for name in known}
+    by_lower = _by_lower(tuple(known))
 
     def fix(name: str) -> str:
         if name.lower() not in by_lower:
@@ -324,6 +325,16 @@ def resolve_fields(
 
     where = tuple(typed(condition) for condition in query.where)
     return Query(tuple(fix(name) for name in query.fields), query.sobject, where, query.limit)
+
+
+@functools.lru_cache(maxsize=64)
+def _by_lower(known: tuple[str, ...]) -> dict[str, str]:
+    """Field names by their lower case, the first spelling kept: made once per schema (most
+    queries meet the same one), not once per query."""
+    by_lower: dict[str, str] = {}
+    for name in known:
+        by_lower.setdefault(name.lower(), name)
+    return by_lower
 
 
 def like_pattern(pattern: str) -> re.Pattern[str]:
@@ -378,7 +389,10 @@ def _folded(values: tuple[str, ...]) -> frozenset[str]:
     return frozenset(value.casefold() for value in values)
 
 
-def select(query: Query, rows: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+Row = TypeVar("Row", bound=Mapping[str, Any])
+
+
+def select(query: Query, rows: Sequence[Row]) -> list[Row]:
     """Rows matching every condition, in order, cut at ``LIMIT``."""
     found = [row for row in rows if all(matches(c, row) for c in query.where)]
     return found if query.limit is None else found[: query.limit]
