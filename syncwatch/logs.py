@@ -48,6 +48,19 @@ def configure_logging(
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(out),
+        # One printer for every logger: the loggers are not cached (a later configuration must
+        # reach module-level loggers), so each log call builds one, and PrintLoggerFactory made
+        # a new printer (and looked up its stream's lock) every time.
+        logger_factory=_SharedPrinter(structlog.PrintLogger(out)),
         cache_logger_on_first_use=False,
     )
+
+
+class _SharedPrinter:
+    """A logger factory handing out one ``PrintLogger`` (it locks its stream per line)."""
+
+    def __init__(self, printer: structlog.PrintLogger) -> None:
+        self.printer = printer
+
+    def __call__(self, *_args: Any) -> structlog.PrintLogger:
+        return self.printer
