@@ -114,7 +114,7 @@ class Retention:
         if events:
             moments = [from_db_time(r["scheduled_at"]) for r in probe_rows]
             moments += [from_db_time(r["at"]) for r in call_rows]
-            with self.store.db.conn:
+            with self.store.atomic():
                 for contract in self.config.contracts:
                     self._fold_contract(
                         contract, events, call_rows, min(moments), max(moments), report

@@ -255,7 +255,7 @@ class RollupStore:
     def expire_before(self, cutoff: datetime) -> int:
         """Drop rollups and folded months that ended before ``cutoff``; returns rows removed."""
         hour = to_db_time(cutoff)[:13]
-        with self.conn:
+        with self.store.atomic():
             removed = self.conn.execute("DELETE FROM probe_hours WHERE hour < ?", [hour]).rowcount
             removed += self.conn.execute("DELETE FROM call_hours WHERE hour < ?", [hour]).rowcount
             ended = "(SELECT contract, month FROM fold_months WHERE period_end <= ?)"

@@ -177,6 +177,25 @@ class Store:
         except sqlite3.Error as exc:  # disk full, read-only, damaged: translated here, once
             raise self._cannot_write(exc) from exc
 
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator[sqlite3.Connection]:
+        """A block that holds or fails whole: its own transaction, committed at its end; or,
+        inside a transaction already open (a simulation's ``batch``), a savepoint, so it
+        neither commits the owner's writes early nor leaves half of itself behind. For
+        multi-statement housekeeping (retention); errors are sqlite3's, for its caller."""
+        if not self.conn.in_transaction:
+            with self.conn:
+                yield self.conn
+            return
+        self.conn.execute("SAVEPOINT atomic")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK TO atomic")
+            self.conn.execute("RELEASE atomic")
+            raise
+        self.conn.execute("RELEASE atomic")
+
     def _cannot_write(self, exc: sqlite3.Error) -> StoreError:
         """A failed write as the store reports it (disk full, read-only, damaged)."""
         return StoreError(f"{self.path}: cannot write: {exc}")
@@ -217,8 +236,8 @@ class Store:
                 yield
             finally:
                 unsaved, self._quota_unsaved = self._quota_unsaved or {}, None
-                # Even when something committed early (retention's own transaction does):
-                # the figures are still to write, and a write opens the transaction again.
+                # Even when something committed early inside the batch: the figures are
+                # still to write, and a write opens the transaction again.
                 for reading in unsaved.values():
                     self._save_quota(reading)
                 if self.conn.in_transaction:

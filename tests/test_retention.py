@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -370,6 +371,43 @@ def test_a_store_error_during_retention_is_a_store_error(tmp_path: Path) -> None
     with pytest.raises(StoreError, match="retention"):
         asyncio.run(Retention(config, store).run(datetime(2026, 6, 1, tzinfo=UTC)))
     assert store.db.execute("SELECT count(*) FROM probes").fetchone()[0] == 1  # nothing lost
+    store.close()
+
+
+def test_retention_in_a_simulation_batch_commits_nothing_early_and_fails_whole(
+    tmp_path: Path,
+) -> None:
+    """A simulation commits once an hour (``Store.batch``): retention joins that transaction
+    as a savepoint, so another reader sees its work only when the batch ends, and a retention
+    that fails takes back its own part and nothing the batch wrote before it."""
+    config = build_config(demo_raw(tmp_path), tmp_path)
+    store = Store.open(config.database, throwaway=True)
+    other = sqlite3.connect(config.database)
+    base = {"integration": "hubspot-to-salesforce", "template": "demo-request", "state": "done"}
+
+    def probe(name: str, at: datetime) -> dict[str, Any]:
+        done = {"outcome": "ok", "finished_at": at, "scheduled_at": at}
+        return {**base, **done, "probe_id": name, "email": f"{name}@x"}
+
+    def count(table: str) -> int:
+        return int(other.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    with store.batch():
+        store.insert_probe(probe("old", datetime(2026, 1, 5, tzinfo=UTC)))
+        assert asyncio.run(Retention(config, store).run(now)).probes_removed == 1
+        assert (count("probes"), count("probe_hours"), count("fold_months")) == (0, 0, 0)
+    assert (count("probes"), count("probe_hours"), count("fold_months")) == (0, 1, 1)
+    with store.batch():
+        store.insert_probe(probe("older", datetime(2026, 1, 6, tzinfo=UTC)))
+        folds = store.db.execute("SELECT * FROM fold_intervals").fetchall()
+        store.db.execute("DROP TABLE probe_hours")  # damaged: the roll-up after the fold fails
+        with pytest.raises(StoreError, match="retention"):
+            asyncio.run(Retention(config, store).run(now))
+        assert store.get_probe("older") is not None
+        assert store.db.execute("SELECT * FROM fold_intervals").fetchall() == folds
+    assert (count("probes"), count("fold_months")) == (1, 1)
+    other.close()
     store.close()
 
 

@@ -221,7 +221,7 @@ def test_a_batch_writes_each_quota_window_once_with_its_newest_figure(tmp_path: 
     batched.conn.set_trace_callback(statements.append)
     with batched.batch():
         record(batched)
-        with batched.conn:  # a commit inside the batch, as retention's transaction makes
+        with batched.conn:  # a commit inside the batch (whoever makes one)
             pass
         assert other.execute("SELECT count(*) FROM quota_latest").fetchone() == (0,)
         assert batched.quota_reading("hs", "secondly").used == 9  # type: ignore[union-attr]
