@@ -32,6 +32,7 @@ from typing import Any, Protocol, TypeVar
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from syncwatch import json_codec
 from syncwatch.clock import Clock
 from syncwatch.errors import (
     AuthError,
@@ -459,7 +460,7 @@ def json_body(response: httpx.Response, what: str) -> Any:
         kind = content_type.split(";")[0] or "no content type"
         raise MalformedResponse(f"{what}: expected JSON, got {kind}", status=response.status_code)
     try:
-        return response.json()
+        return json_codec.loads(response.content)
     except ValueError as exc:
         raise MalformedResponse(
             f"{what}: body is not valid JSON", status=response.status_code

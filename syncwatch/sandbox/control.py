@@ -10,9 +10,10 @@ from typing import Any
 
 from pydantic import ValidationError
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
+from syncwatch.sandbox.json_response import JSONResponse
 from syncwatch.sandbox.notifications import inbox_for
 from syncwatch.sandbox.scenario import FaultSpec
 from syncwatch.sandbox.sync import SyncEngine

@@ -25,10 +25,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from syncwatch.sandbox.common import delay_if_slow, garbage_if_malformed, malformed_in_force
 from syncwatch.sandbox.entra import VENDOR, environment_url, tokens_for
+from syncwatch.sandbox.json_response import JSONResponse
 from syncwatch.sandbox.world import World
 
 Handler = Callable[[Request], Awaitable[Response]]

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from syncwatch.sandbox.common import delay_if_slow, garbage_if_malformed
@@ -49,6 +49,7 @@ from syncwatch.sandbox.eloqua_common import (
     read_json,
     text,
 )
+from syncwatch.sandbox.json_response import JSONResponse
 from syncwatch.sandbox.sync import SyncEngine
 from syncwatch.sandbox.world import EloquaContact, World
 

@@ -29,9 +29,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response
 
 from syncwatch.sandbox.common import delay_if_slow, garbage_if_malformed, malformed_in_force
+from syncwatch.sandbox.json_response import JSONResponse
 from syncwatch.sandbox.world import World
 
 VENDOR = "eloqua"

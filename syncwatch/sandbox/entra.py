@@ -20,10 +20,11 @@ from datetime import datetime, timedelta
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from syncwatch.sandbox.common import delay_if_slow, garbage_if_malformed
+from syncwatch.sandbox.json_response import JSONResponse
 from syncwatch.sandbox.world import World
 
 VENDOR = "dynamics"

@@ -17,11 +17,12 @@ import re
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from syncwatch.sandbox import hubspot_crm
 from syncwatch.sandbox.hubspot_common import VENDOR, correlation_id, gate_for, read_json
+from syncwatch.sandbox.json_response import JSONResponse
 from syncwatch.sandbox.scenario import FormSpec
 from syncwatch.sandbox.sync import SyncEngine
 from syncwatch.sandbox.world import World

@@ -24,9 +24,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
+from syncwatch import json_codec
 from syncwatch.sandbox.common import delay_if_slow, garbage_if_malformed, malformed_in_force
+from syncwatch.sandbox.json_response import JSONResponse
 from syncwatch.sandbox.world import World
 
 VENDOR = "hubspot"
@@ -53,7 +55,7 @@ def correlation_id(world: World) -> str:
 async def read_json(request: Request) -> Any:
     """The request body as JSON, or None when it is not JSON at all."""
     try:
-        return json.loads(await request.body())
+        return json_codec.loads(await request.body())
     except ValueError:
         return None
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from syncwatch.sandbox.hubspot_common import Gate, error_response, iso_ms, read_json
@@ -24,6 +24,7 @@ from syncwatch.sandbox.hubspot_search import (
     parse_search,
     property_value,
 )
+from syncwatch.sandbox.json_response import JSONResponse
 from syncwatch.sandbox.sync import SyncEngine
 from syncwatch.sandbox.world import Contact, World
 

@@ -24,9 +24,11 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
+from syncwatch import json_codec
 from syncwatch.sandbox.common import delay_if_slow, garbage_if_malformed, malformed_in_force
+from syncwatch.sandbox.json_response import JSONResponse
 from syncwatch.sandbox.world import World
 
 VENDOR = "marketo"
@@ -89,7 +91,7 @@ def skipped(code: str, message: str) -> dict[str, Any]:
 
 async def read_json(request: Request) -> Any:
     try:
-        return json.loads(await request.body())
+        return json_codec.loads(await request.body())
     except ValueError:
         return None
 

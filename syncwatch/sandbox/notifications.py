@@ -29,10 +29,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from syncwatch.sandbox.common import delay_if_slow
+from syncwatch.sandbox.json_response import JSONResponse
 from syncwatch.sandbox.world import World
 
 KINDS = ("pagerduty", "slack", "webhook")

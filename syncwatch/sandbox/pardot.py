@@ -30,10 +30,11 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from syncwatch.sandbox.common import delay_if_slow, garbage_if_malformed
+from syncwatch.sandbox.json_response import JSONResponse
 from syncwatch.sandbox.pardot_common import MESSAGES, VENDOR, failure, gate_for, iso
 from syncwatch.sandbox.scenario import FormHandlerSpec
 from syncwatch.sandbox.sync import SyncEngine

@@ -29,9 +29,10 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from syncwatch.sandbox.common import delay_if_slow, garbage_if_malformed, malformed_in_force
+from syncwatch.sandbox.json_response import JSONResponse
 from syncwatch.sandbox.salesforce_oauth import Session, tokens_for
 from syncwatch.sandbox.world import World
 

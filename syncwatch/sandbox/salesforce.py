@@ -21,10 +21,11 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from syncwatch.sandbox.common import delay_if_slow, garbage_if_malformed, malformed_in_force
+from syncwatch.sandbox.json_response import JSONResponse
 from syncwatch.sandbox.salesforce_data import DataApi, Reply, error, not_found
 from syncwatch.sandbox.salesforce_oauth import TOKEN_PATH, VENDOR, token_endpoint, tokens_for
 from syncwatch.sandbox.world import World
