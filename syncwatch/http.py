@@ -397,6 +397,7 @@ def _retry_wait(state: RetryCallState) -> float:
 
 _EXCHANGED_AT = "syncwatch.exchanged_at"
 _REPORTED_QUOTA = "syncwatch.reported_quota"
+_JSON_DOCUMENT = "syncwatch.json_document"
 
 
 def report_quota(response: httpx.Response, figures: Sequence[QuotaFigure]) -> None:
@@ -453,6 +454,16 @@ def classify_status(response: httpx.Response, message: str) -> VendorError | Non
     return ValidationRejected(message, status=status)
 
 
+def json_document(response: httpx.Response) -> Any:
+    """The body read as JSON (``json_codec.loads``), once per response: where errors come in
+    200 bodies (Marketo), the classifier and the parser both read it. Raises ``ValueError``
+    as the reader does; callers only read what it returns."""
+    kept = response.extensions.get(_JSON_DOCUMENT)
+    if kept is None:
+        kept = response.extensions[_JSON_DOCUMENT] = (json_codec.loads(response.content),)
+    return kept[0]
+
+
 def json_body(response: httpx.Response, what: str) -> Any:
     """The parsed JSON body; an HTML page or truncated JSON is ``malformed`` (vendor's fault)."""
     content_type = response.headers.get("content-type", "")
@@ -460,7 +471,7 @@ def json_body(response: httpx.Response, what: str) -> Any:
         kind = content_type.split(";")[0] or "no content type"
         raise MalformedResponse(f"{what}: expected JSON, got {kind}", status=response.status_code)
     try:
-        return json_codec.loads(response.content)
+        return json_document(response)
     except ValueError as exc:
         raise MalformedResponse(
             f"{what}: body is not valid JSON", status=response.status_code

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from syncwatch import json_codec
 from syncwatch.clock import DEFAULT_VIRTUAL_START, VirtualClock
 from syncwatch.errors import (
     CallTimeout,
@@ -42,6 +43,7 @@ from syncwatch.http import (
     classify_status,
     exchanged_at,
     json_body,
+    json_document,
     retry_after,
 )
 from syncwatch.quota import parse_hubspot_headers, parse_sforce_limit_info
@@ -689,6 +691,21 @@ def test_json_body_accepts_json_content_types(
     """Any JSON media type, with or without parameters, is parsed."""
     response = httpx.Response(200, content=body, headers={"content-type": content_type})
     assert json_body(response, "thing") == expected
+
+
+def test_a_json_document_is_read_once_per_response(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A classifier and a parser reading one answer (Marketo's) share one reading; a body that
+    is not JSON is refused each time it is asked for."""
+    readings: list[bytes] = []
+    real = json_codec.loads
+    monkeypatch.setattr(json_codec, "loads", lambda body: readings.append(body) or real(body))
+    response = httpx.Response(200, content=b'{"success": true}')
+    assert json_document(response) is json_document(response) == {"success": True}
+    assert readings == [b'{"success": true}']
+    garbage = httpx.Response(200, content=b"<html>")
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            json_document(garbage)
 
 
 @pytest.mark.parametrize(

@@ -57,6 +57,7 @@ from syncwatch.http import (
     classify_status,
     exchanged_at,
     json_body,
+    json_document,
     report_quota,
 )
 from syncwatch.redact import REDACTOR
@@ -434,7 +435,7 @@ def _error_body(response: httpx.Response) -> dict[str, Any]:
     if "json" not in response.headers.get("content-type", "").lower():
         return {}
     try:
-        body = response.json()
+        body = json_document(response)  # read once: the parser reads it again
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
