@@ -17,7 +17,7 @@ import sqlite3
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -109,6 +109,11 @@ class Daemon:
     """Keep each contract's month-to-date uptime and credit for /metrics and /status. A
     daemon that serves neither (``syncwatch simulate``) has no one to show them to; its
     database holds the same events, and the reports compute the same figures from them."""
+    probe_metrics: bool = True
+    """Count probes, vendor calls, quota figures and overdue probes in the Prometheus metrics.
+    A daemon that serves no /metrics (``syncwatch simulate``) has no one to read them, and
+    its database holds the same events; the incident and notification gauges, set once an
+    incident, are kept either way."""
     tally: Tally = field(default_factory=Tally)
     network: NetworkHealth = field(default_factory=NetworkHealth)
     metrics: Metrics = field(init=False)
@@ -125,8 +130,9 @@ class Daemon:
         self.metrics = Metrics(self.config, self.registry, self.adapters.daily_windows)
         self.health = Health(self.clock, tick_stale_after_s=3 * IDLE_WAKE_S)
         self.health.config_loaded = True
+        observer = self.metrics if self.probe_metrics else Unobserved()
         self.engine = ProbeEngine(
-            self.config, self.store, self.clock, self.adapters, self.metrics, self.rng
+            self.config, self.store, self.clock, self.adapters, observer, self.rng
         )
         self.notifier = Notifier(
             self.config,
@@ -171,7 +177,8 @@ class Daemon:
     def _record_call(self, call: ApiCall, other_windows: tuple[QuotaFigure, ...]) -> None:
         """The HTTP layer's sink: store and metrics. A full disk must not stop probing."""
         self.tally.calls[call.account] += 1
-        self.metrics.call_recorded(call, other_windows)
+        if self.probe_metrics:
+            self.metrics.call_recorded(call, other_windows)
         try:
             self.store.record_call(call, other_windows)
         except (StoreError, OSError, sqlite3.Error) as exc:
@@ -329,7 +336,7 @@ class Daemon:
         while True:
             self.health.tick()
             now, wake = self.clock.now(), self.clock.now() + timedelta(seconds=IDLE_WAKE_S)
-            if now >= overdue_counted_until:  # a scan of every probe in flight: not per launch
+            if self.probe_metrics and now >= overdue_counted_until:  # a scan of every probe
                 self.metrics.set_overdue(self.engine.overdue(now))
                 overdue_counted_until = now + timedelta(seconds=OVERDUE_EVERY_S)
             for key in self.adapters.destinations:
@@ -476,3 +483,21 @@ def stop_on_signals(stop: asyncio.Event) -> Callable[[], None]:
 def start_window(every: float, schedules: int) -> float:
     """How long after start-up a schedule's first probe may start (``MAX_STARTS_PER_S``)."""
     return min(every, max(START_JITTER_S, schedules / MAX_STARTS_PER_S))
+
+
+class Unobserved:
+    """``ProbeObserver`` for a daemon that keeps no probe metrics: results go to the store."""
+
+    def probe_finished(
+        self,
+        integration: str,
+        template: str,
+        outcome: str,
+        error_class: str | None,
+        latency_s: float | None,
+        finished_at: datetime,
+    ) -> None:
+        return None
+
+    def set_in_flight(self, integration: str, count: int) -> None:
+        return None

@@ -225,8 +225,8 @@ async def simulate(
             progress(f"day {days_done} of {span.days:.0f} simulated ({real:.0f} s)")
 
     seconds = (span.end - span.start).total_seconds()
-    # No /metrics or /status to show month-to-date figures on: the reports compute them.
-    daemon = simulation.daemon(contract_figures=False)
+    # No /metrics or /status to show figures on: the reports compute them from the database.
+    daemon = simulation.daemon(contract_figures=False, probe_metrics=False)
     # As ``run_daemon`` does: what was just built (the config, the sandbox, the daemon) lives
     # as long as the run, out of the collector's sight; each full collection walked it again.
     gc.collect()

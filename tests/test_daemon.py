@@ -714,24 +714,34 @@ async def test_a_paused_sync_shows_as_overdue_probes_long_before_any_is_lost(
     assert not [row for row in probes(rig.store) if row["outcome"] == "lost"]
 
 
-async def test_a_daemon_without_contract_figures_keeps_none_and_probes_the_same(
+async def test_a_daemon_without_figures_or_probe_metrics_keeps_none_and_probes_the_same(
     tmp_path: Path,
 ) -> None:
     """``syncwatch simulate`` serves no /metrics or /status, so its daemon keeps no month to
-    date; what it probes and stores is the same as with the figures kept."""
+    date and counts no probes or calls in metrics; what it probes, calls and stores is the
+    same as with both kept."""
     rows: list[list[tuple[Any, ...]]] = []
     for kept in (True, False):
         (tmp_path / str(kept)).mkdir()
         rig = make_rig(tmp_path / str(kept))
-        daemon = rig.daemon(contract_figures=kept)
+        daemon = rig.daemon(contract_figures=kept, probe_metrics=kept)
         await rig.run_for(1800, daemon=daemon, drain_s=600)
         figures = daemon.metrics.contracts.figures()
         assert (daemon.month_to_date is not None) is kept
         assert (figures.get("hubspot-demo", (None, None))[0] is not None) is kept
+        counted = [
+            v
+            for name, _, v in samples(daemon)
+            if name in ("syncwatch_probes_total", "syncwatch_api_requests_total") and v
+        ]
+        assert bool(counted) is kept
         rows.append(
             rig.store.db.execute(
                 "SELECT integration, template, scheduled_at, outcome, latency_s FROM probes "
                 "ORDER BY scheduled_at"
+            ).fetchall()
+            + rig.store.db.execute(
+                "SELECT at, operation, status, error_class FROM api_calls ORDER BY id"
             ).fetchall()
         )
     assert rows[0] == rows[1] and len(rows[0]) > 20
