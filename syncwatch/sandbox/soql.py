@@ -368,25 +368,50 @@ def matches(condition: Condition, row: Mapping[str, Any]) -> bool:
     unconfirmed: case-insensitive text comparison follows the SOQL comparison-operator page, which
     the reference file does not quote.
     """
-    actual = row.get(condition.field)
-    if actual is None:
-        return condition.op == "!="
-    if isinstance(condition.value, datetime):
-        return isinstance(actual, datetime) and _COMPARE[condition.op](actual, condition.value)
-    text = str(actual)
-    if condition.op == "IN":
-        assert isinstance(condition.value, tuple)
-        return text.casefold() in _folded(condition.value)
-    assert isinstance(condition.value, str)
-    if condition.op == "LIKE":
-        return like_pattern(condition.value).fullmatch(text) is not None
-    return _COMPARE[condition.op](text.casefold(), condition.value.casefold())
+    return predicate(condition)(row)
 
 
-@functools.lru_cache(maxsize=64)
-def _folded(values: tuple[str, ...]) -> frozenset[str]:
-    """An ``IN`` list, case-folded once per query rather than once per row it is tested on."""
-    return frozenset(value.casefold() for value in values)
+def predicate(condition: Condition) -> Callable[[Mapping[str, Any]], bool]:
+    """``matches(condition, row)`` as a test of the row alone, the condition read once: a query
+    tests every record of its object, and an ``IN`` list is case-folded once, not per row."""
+    field, op, value = condition.field, condition.op, condition.value
+    null = op == "!="  # what a row without the field gives
+
+    if isinstance(value, datetime):
+        compare, moment = _COMPARE[op], value
+
+        def test_moment(row: Mapping[str, Any]) -> bool:
+            actual = row.get(field)
+            if actual is None:
+                return null
+            return isinstance(actual, datetime) and compare(actual, moment)
+
+        return test_moment
+    if op == "IN":
+        assert isinstance(value, tuple)
+        folded = frozenset(item.casefold() for item in value)
+
+        def test_in(row: Mapping[str, Any]) -> bool:
+            actual = row.get(field)
+            return null if actual is None else str(actual).casefold() in folded
+
+        return test_in
+    assert isinstance(value, str)
+    if op == "LIKE":
+        pattern = like_pattern(value)
+
+        def test_like(row: Mapping[str, Any]) -> bool:
+            actual = row.get(field)
+            return null if actual is None else pattern.fullmatch(str(actual)) is not None
+
+        return test_like
+    compare, text = _COMPARE[op], value.casefold()
+
+    def test_text(row: Mapping[str, Any]) -> bool:
+        actual = row.get(field)
+        return null if actual is None else compare(str(actual).casefold(), text)
+
+    return test_text
 
 
 Row = TypeVar("Row", bound=Mapping[str, Any])
@@ -394,5 +419,6 @@ Row = TypeVar("Row", bound=Mapping[str, Any])
 
 def select(query: Query, rows: Sequence[Row]) -> list[Row]:
     """Rows matching every condition, in order, cut at ``LIMIT``."""
-    found = [row for row in rows if all(matches(c, row) for c in query.where)]
+    tests = [predicate(condition) for condition in query.where]
+    found = [row for row in rows if all(test(row) for test in tests)]
     return found if query.limit is None else found[: query.limit]
