@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 import sqlite_utils
+from hypothesis import given
+from hypothesis import strategies as st
 
 from syncwatch import store as store_module
 from syncwatch.errors import StoreError, StoreVersionError
@@ -296,6 +298,23 @@ def test_times_round_trip_and_sort_as_text(moment: datetime) -> None:
     """Stored times are fixed-width UTC text, so text order is time order."""
     assert from_db_time(to_db_time(moment)) == moment
     assert to_db_time(moment) < to_db_time(moment + timedelta(microseconds=1))
+
+
+@given(
+    st.datetimes(  # hypothesis takes naive bounds and adds the zone itself
+        min_value=datetime(1, 1, 2),  # noqa: DTZ001
+        max_value=datetime(9999, 12, 30),  # noqa: DTZ001
+        timezones=st.just(UTC),
+    ),
+    st.integers(min_value=-14 * 60, max_value=14 * 60),
+)
+def test_a_time_is_written_alike_in_any_zone(moment: datetime, offset_minutes: int) -> None:
+    """UTC times take a shorter way to their text; any other zone's reading of the instant
+    gives the same text (the padded year included)."""
+    zone = timezone(timedelta(minutes=offset_minutes))
+    text = to_db_time(moment)
+    assert to_db_time(moment.astimezone(zone)) == text
+    assert len(text) == 27 and from_db_time(text) == moment
 
 
 def test_naive_times_are_refused() -> None:
