@@ -169,8 +169,13 @@ async def send_capped(
     response = await client.send(request, stream=True)
     chunks: list[bytes] = []
     size = 0
+    # Without a content coding the raw bytes are the body: read as they come, without the
+    # decoder's layer (a generator and a chunker a call). A coded body is decoded, and capped
+    # as decoded (a small gzip can unpack to gigabytes); one already read (a transport that
+    # answers with ``content=``) is handed over as it is.
+    raw = "content-encoding" not in response.headers and not response.is_stream_consumed
     try:
-        async for chunk in response.aiter_bytes():
+        async for chunk in response.aiter_raw() if raw else response.aiter_bytes():
             size += len(chunk)
             if size > limit:
                 raise MalformedResponse(

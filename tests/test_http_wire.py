@@ -4,6 +4,7 @@ the one httpx builds from the same arguments, however often its URL is reused.""
 from __future__ import annotations
 
 import functools
+import gzip
 from collections.abc import Callable
 from typing import Any
 
@@ -13,9 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from syncwatch.clock import VirtualClock
+from syncwatch.errors import MalformedResponse
 from syncwatch.events import ApiCall, QuotaFigure
 from syncwatch.http import AccountHttp, classify_status
-from syncwatch.http_wire import FixedUrls, NoCookieJar, _with_query, refuse_cookies
+from syncwatch.http_wire import FixedUrls, NoCookieJar, _with_query, refuse_cookies, send_capped
 
 BASE = "https://acme.my.salesforce.example"
 
@@ -251,3 +253,43 @@ def test_a_url_with_a_query_is_the_url_httpx_builds(
     built = FixedUrls().build(client, "GET", url, {}).url
     assert built.raw_path == expected.raw_path
     assert str(built) == str(expected)
+
+
+# -- reading the answer up to a bound ----------------------------------------------------------
+
+
+def _answering(body: bytes, **headers: str) -> httpx.AsyncClient:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers=headers, stream=httpx.ByteStream(body))
+
+    return httpx.AsyncClient(transport=httpx.MockTransport(answer))
+
+
+@pytest.mark.parametrize("coding", [None, "gzip"])
+async def test_a_body_is_read_up_to_the_bound_and_refused_past_it(coding: str | None) -> None:
+    """Raw or gzip-coded, a body is capped at its decoded size: a gzip of a few hundred bytes
+    that unpacks to 200 KB is refused at a 100 KB bound; at the bound exactly it is read whole,
+    decoded."""
+    for size, refused in ((100_000, False), (200_000, True)):
+        plain = b"x" * size
+        body = gzip.compress(plain) if coding else plain
+        client = _answering(body, **({"content-encoding": coding} if coding else {}))
+        request = client.build_request("GET", "https://vendor.test/x")
+        if refused:
+            with pytest.raises(MalformedResponse, match="longer than 100000 bytes"):
+                await send_capped(client, request, 100_000, "vendor acct")
+        else:
+            response = await send_capped(client, request, 100_000, "vendor acct")
+            assert response.content == plain and len(response.content) == size
+        await client.aclose()
+
+
+async def test_an_answer_already_read_is_handed_over_as_it_is() -> None:
+    """A transport that answers with ``content=`` (respx, a test's MockTransport) has read the
+    body already: it is taken as read, not read again."""
+    client = httpx.AsyncClient(
+        transport=httpx.MockTransport(lambda request: httpx.Response(200, json={"ok": True}))
+    )
+    response = await send_capped(client, client.build_request("GET", "https://v.test/"), 100, "v")
+    assert response.json() == {"ok": True}
+    await client.aclose()
