@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from syncwatch.clock import Clock
+from syncwatch.clock import Clock, Wakeup
 from syncwatch.config import Config, Integration
 from syncwatch.config.model import CleanupPolicy
 from syncwatch.errors import VendorError
@@ -66,6 +66,9 @@ class Cleaner:
     """After a flush that failed somewhere, none is due before this: a vendor that is down or
     throttling is asked again once per ``cleanup.flush_every``, not on every clean-up check
     (DESIGN §5: the monitor must not add to the outage it watches)."""
+    sooner: Wakeup = field(default_factory=Wakeup)
+    """Raised when a queued probe brings ``due_at`` forward (the first into an empty queue, or
+    the one that fills a batch): the clean-up loop waits on it until the flush is due."""
 
     def enqueue(self, probe_id: str, queued_at: datetime | None = None) -> None:
         """Queue a concluded probe's records for deletion.
@@ -79,6 +82,8 @@ class Cleaner:
             return
         stamp = row["verified_at"] or row["injecting_at"] or row["scheduled_at"]
         queued = queued_at or from_db_time(stamp)
+        if len(self.pending) in (0, FLUSH_AT - 1):
+            self.sooner.set()
         self.pending[probe_id] = Pending(
             probe_id,
             row["integration"],
@@ -91,14 +96,21 @@ class Cleaner:
 
     def due(self) -> bool:
         """Is a flush worth its calls now?"""
+        due_at = self.due_at()
+        return due_at is not None and self.clock.now() >= due_at
+
+    def due_at(self) -> datetime | None:
+        """When a flush is next worth its calls: once the oldest queued probe has waited
+        ``cleanup.flush_every``, or at once with a full batch; never before ``retry_at``.
+        None while nothing is queued."""
         if not self.pending:
-            return False
-        now = self.clock.now()
-        if self.retry_at is not None and now < self.retry_at:
-            return False
-        oldest = min(item.queued_at for item in self.pending.values())
-        waited = (now - oldest).total_seconds()
-        return len(self.pending) >= FLUSH_AT or waited >= self.config.cleanup.flush_every
+            return None
+        if len(self.pending) >= FLUSH_AT:
+            due = self.clock.now()
+        else:
+            oldest = min(item.queued_at for item in self.pending.values())
+            due = oldest + timedelta(seconds=self.config.cleanup.flush_every)
+        return due if self.retry_at is None else max(due, self.retry_at)
 
     async def flush(self) -> int:
         """Delete every queued probe's records in batches; returns how many probes finished."""

@@ -57,6 +57,8 @@ burst outran one core while the rest of the minute sat idle)."""
 IDLE_WAKE_S = 30.0
 """The poll loop wakes at least this often, which is also the readiness heartbeat."""
 CLEANUP_CHECK_S = 30.0
+"""After a clean-up that failed without a retry time (a bug of ours), the next try waits this."""
+CLEANUP_SLACK_S = 0.001
 SWEEP_EVERY = timedelta(days=1)
 SELF_CHECK_EVERY_S = 30.0
 SLA_REFRESH_S = 300.0
@@ -365,12 +367,22 @@ class Daemon:
         self.engine.work_added.set()  # the poll loop re-plans with the new due times
 
     async def _cleanup_loop(self) -> None:
+        """Flush when the clean-up falls due (``Cleaner.due_at``). It waits for that moment, or
+        for a queued probe that brings it forward, rather than looking every few seconds."""
+        cleaner = self.engine.cleaner
         while True:
-            await self.clock.sleep(min(CLEANUP_CHECK_S, self.config.cleanup.flush_every))
-            if self._stopping:
-                continue  # draining: the final flush takes everything at once
-            if self.engine.cleaner.due():
-                await self._guarded("clean-up", self.engine.cleaner.flush)
+            cleaner.sooner.clear()
+            # Draining, the final flush takes everything at once; idle, a probe queued wakes us.
+            due_at = None if self._stopping else cleaner.due_at()
+            if due_at is None:
+                pause = self.config.cleanup.flush_every
+            else:  # just past it: float rounding must not wake the loop a hair early
+                pause = max(0.0, (due_at - self.clock.now()).total_seconds()) + CLEANUP_SLACK_S
+            await cleaner.sooner.wait(self.clock, pause)
+            if not self._stopping and cleaner.due():
+                await self._guarded("clean-up", cleaner.flush)
+                if cleaner.due():  # a flush that broke without setting a retry: not at once
+                    await self.clock.sleep(CLEANUP_CHECK_S)
 
     async def _sweep_loop(self) -> None:
         while True:

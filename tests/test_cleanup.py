@@ -7,6 +7,7 @@ from the sandbox's own world, not from what syncwatch believes it did.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Awaitable
 from datetime import timedelta
 from pathlib import Path
@@ -172,10 +173,12 @@ async def test_a_configured_flush_cadence_cleans_sooner_while_the_daemon_runs(
 
 @pytest.mark.parametrize(("queued", "due"), [(FLUSH_AT - 1, False), (FLUSH_AT, True)])
 async def test_due_at_once_with_a_full_batch(tmp_path: Path, queued: int, due: bool) -> None:
-    """A full batch (FLUSH_AT probes) is due at once; one fewer waits for the cadence."""
+    """A full batch (FLUSH_AT probes) is due at once; one fewer waits for the cadence. The
+    clean-up loop is woken by the first probe queued and by the one that fills the batch."""
     rig = make_rig(tmp_path)
     engine = rig.daemon().engine
     now = rig.clock.now()
+    woken = []
     for n in range(queued):
         probe_id = f"batch{n:011d}"
         row = {"probe_id": probe_id, "integration": "hubspot-to-salesforce"}
@@ -183,7 +186,65 @@ async def test_due_at_once_with_a_full_batch(tmp_path: Path, queued: int, due: b
         rig.store.insert_probe({**row, "state": "verified", "scheduled_at": now})
         rig.store.update_probe(probe_id, outcome="ok", verified_at=now)
         engine.cleaner.enqueue(probe_id)
+        if engine.cleaner.sooner.is_set():
+            woken.append(n + 1)
+            engine.cleaner.sooner.clear()
     assert engine.cleaner.due() is due
+    assert woken == ([1, FLUSH_AT] if due else [1])
+    assert engine.cleaner.due_at() == (now if due else now + timedelta(seconds=FLUSH_EVERY_S))
+
+
+async def test_the_running_daemon_flushes_when_due_without_looking_in_between(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each flush comes as the oldest queued probe has waited the cadence (not at the next
+    look of a fixed tick), and the loop looks at the queue only when a flush may be due."""
+    looks: list[float] = []
+    real_due = Cleaner.due
+
+    def due(self: Cleaner) -> bool:
+        looks.append(self.clock.monotonic())
+        return real_due(self)
+
+    monkeypatch.setattr(Cleaner, "due", due)
+    rig = make_rig(tmp_path)
+    daemon = rig.daemon()
+    flushes: list[tuple[float, float]] = []  # (when it was due, when it ran)
+    real_flush = Cleaner.flush
+
+    async def flush(self: Cleaner) -> int:
+        due_at = self.due_at()
+        assert due_at is not None
+        flushes.append((due_at.timestamp(), self.clock.now().timestamp()))
+        return await real_flush(self)
+
+    monkeypatch.setattr(Cleaner, "flush", flush)
+    await rig.run_for(45 * 60, daemon=daemon)
+    *running, final = flushes  # the last is the final flush, as the daemon stops
+    assert len(running) >= 3 and final[1] < final[0]
+    assert all(0 < ran - due_at < 0.01 for due_at, ran in running)
+    # A look as the first probe is queued, as the flush falls due and just after it: a tick
+    # every 30 s would have looked 90 times.
+    assert len(looks) <= 3 * len(running) + 4
+
+
+async def test_a_flush_that_breaks_is_tried_again_after_a_pause_not_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in the flush (no retry time set, still due) costs a try every 30 s, not a busy
+    loop at one instant."""
+    attempts: list[float] = []
+
+    async def broken(self: Cleaner) -> int:
+        attempts.append(self.clock.monotonic())
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(Cleaner, "flush", broken)
+    rig = make_rig(tmp_path)
+    await rig.run_for(FLUSH_EVERY_S + 5 * 60)
+    *running, _final = attempts  # the last is the final flush, as the daemon stops
+    assert 2 <= len(running) <= 12
+    assert all(b - a >= 30 for a, b in itertools.pairwise(running))
 
 
 async def test_failed_flush_keeps_items_and_a_later_flush_finishes(tmp_path: Path) -> None:
