@@ -57,7 +57,8 @@ burst outran one core while the rest of the minute sat idle)."""
 IDLE_WAKE_S = 30.0
 """The poll loop wakes at least this often, which is also the readiness heartbeat."""
 CLEANUP_CHECK_S = 30.0
-"""After a clean-up that failed without a retry time (a bug of ours), the next try waits this."""
+"""A flush that leaves the clean-up due (no retry time set) is tried again after this, or after
+``cleanup.flush_every`` if shorter: not at once, in a loop."""
 CLEANUP_SLACK_S = 0.001
 SWEEP_EVERY = timedelta(days=1)
 SELF_CHECK_EVERY_S = 30.0
@@ -381,8 +382,8 @@ class Daemon:
             await cleaner.sooner.wait(self.clock, pause)
             if not self._stopping and cleaner.due():
                 await self._guarded("clean-up", cleaner.flush)
-                if cleaner.due():  # a flush that broke without setting a retry: not at once
-                    await self.clock.sleep(CLEANUP_CHECK_S)
+                if cleaner.due():  # left due: the next try is not at once (CLEANUP_CHECK_S)
+                    await self.clock.sleep(min(CLEANUP_CHECK_S, self.config.cleanup.flush_every))
 
     async def _sweep_loop(self) -> None:
         while True:
