@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import httpx
 import pytest
@@ -23,9 +23,12 @@ from hubspot_support import (
     sandbox_with,
     world_of,
 )
+from hypothesis import given
+from hypothesis import strategies as st
 from starlette.applications import Starlette
 
 from syncwatch.clock import VirtualClock, settle
+from syncwatch.sandbox.hubspot_common import iso_ms
 from syncwatch.sandbox.scenario import DEFAULT_FORM_GUID, HubSpotSpec
 
 # --- forms v3 ---------------------------------------------------------------------------------
@@ -372,3 +375,17 @@ async def test_correlation_ids_repeat_for_the_same_seed(clock: VirtualClock) -> 
             bodies.append((await http.get(f"{CONTACTS}/1")).json()["correlationId"])
     assert bodies[0] == bodies[1]
     assert len(bodies[0]) == 36
+
+
+@given(
+    st.datetimes(  # hypothesis takes naive bounds and adds the zone itself
+        min_value=datetime(1000, 1, 2),  # noqa: DTZ001
+        max_value=datetime(9999, 12, 30),  # noqa: DTZ001
+        timezones=st.sampled_from([UTC, timezone(timedelta(hours=-7))]),
+    )
+)
+def test_timestamps_are_written_as_hubspot_writes_them(moment: datetime) -> None:
+    """``2019-10-30T03:30:17.883Z``: UTC, milliseconds truncated, four-digit year."""
+    utc = moment.astimezone(UTC)
+    expected = utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    assert iso_ms(moment) == expected

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -32,6 +32,7 @@ from starlette.applications import Starlette
 
 from syncwatch.clock import VirtualClock, settle
 from syncwatch.sandbox import create_app
+from syncwatch.sandbox.salesforce_data import format_datetime
 from syncwatch.sandbox.scenario import SalesforceSpec, Scenario
 
 # -- query ------------------------------------------------------------------------------------
@@ -656,3 +657,16 @@ def test_any_body_or_query_gets_an_answer_never_a_crash(body: Any, query: str) -
     ):
         response = send_once(app, method, url, headers=auth, **kwargs)
         assert response.status_code < 500, response.text
+
+
+@given(
+    st.datetimes(  # hypothesis takes naive bounds and adds the zone itself
+        min_value=datetime(1000, 1, 2),  # noqa: DTZ001
+        max_value=datetime(9999, 12, 30),  # noqa: DTZ001
+        timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30))]),
+    )
+)
+def test_datetimes_are_written_as_the_rest_api_writes_them(moment: datetime) -> None:
+    """``2026-10-03T14:05:12.000+0000``: UTC, whole seconds, ``.000``, offset without colon."""
+    expected = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+    assert format_datetime(moment) == expected

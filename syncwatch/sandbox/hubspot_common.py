@@ -38,8 +38,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 def iso_ms(moment: datetime) -> str:
     """HubSpot's timestamp format: ISO-8601 UTC with milliseconds, ``2019-10-30T03:30:17.883Z``."""
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def epoch_ms(moment: datetime) -> int:

@@ -68,7 +68,7 @@ def created_date(record: CrmRecord) -> datetime:
 
 def format_datetime(moment: datetime) -> str:
     """The vendor's JSON datetime: UTC, always ``.000``, offset without a colon."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+    return moment.astimezone(UTC).replace(tzinfo=None, microsecond=0).isoformat() + ".000+0000"
 
 
 def record_row(record: CrmRecord) -> dict[str, Any]:
