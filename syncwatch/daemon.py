@@ -339,7 +339,7 @@ class Daemon:
         while True:
             self.health.tick()
             now, wake = self.clock.now(), self.clock.now() + timedelta(seconds=IDLE_WAKE_S)
-            if self.probe_metrics and now >= overdue_counted_until:  # a scan of every probe
+            if self.probe_metrics and now >= overdue_counted_until:  # scans all in flight
                 self.metrics.set_overdue(self.engine.overdue(now))
                 overdue_counted_until = now + timedelta(seconds=OVERDUE_EVERY_S)
             for key in self.adapters.destinations:
