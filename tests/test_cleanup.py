@@ -241,9 +241,12 @@ async def test_a_flush_that_breaks_is_tried_again_after_a_pause_not_at_once(
 
     monkeypatch.setattr(Cleaner, "flush", broken)
     rig = make_rig(tmp_path)
-    await rig.run_for(FLUSH_EVERY_S + 5 * 60)
+    with structlog.testing.capture_logs() as logged:  # tracebacks, captured, not rendered
+        await rig.run_for(FLUSH_EVERY_S + 5 * 60)
     *running, _final = attempts  # the last is the final flush, as the daemon stops
     assert 2 <= len(running) <= 12
+    failed = [e for e in logged if e["log_level"] == "error" and "clean-up" in str(e.values())]
+    assert len(failed) == len(attempts)
     assert all(b - a >= 30 for a, b in itertools.pairwise(running))
 
 
