@@ -151,6 +151,11 @@ class VirtualClock:
             heapq.heappop(self._sleepers)
 
 
+WAKE_SLACK_S = 0.001
+"""Added to a wait for a moment, so the waiter wakes just after it: float rounding must never
+wake a loop a hair early, to find nothing due and wait again."""
+
+
 class Wakeup:
     """A flag that work raises and one idle loop waits on, for at most a time of a clock.
 

@@ -24,7 +24,7 @@ import httpx
 import structlog
 from prometheus_client import CollectorRegistry
 
-from syncwatch.clock import Clock
+from syncwatch.clock import WAKE_SLACK_S, Clock
 from syncwatch.config import Config, Integration, TemplateRun
 from syncwatch.errors import StoreError, SyncwatchError
 from syncwatch.events import ApiCall, QuotaFigure
@@ -59,7 +59,6 @@ IDLE_WAKE_S = 30.0
 CLEANUP_CHECK_S = 30.0
 """A flush that leaves the clean-up due (no retry time set) is tried again after this, or after
 ``cleanup.flush_every`` if shorter: not at once, in a loop."""
-CLEANUP_SLACK_S = 0.001
 SWEEP_EVERY = timedelta(days=1)
 SELF_CHECK_EVERY_S = 30.0
 SLA_REFRESH_S = 300.0
@@ -377,8 +376,8 @@ class Daemon:
             due_at = None if self._stopping else cleaner.due_at()
             if due_at is None:
                 pause = self.config.cleanup.flush_every
-            else:  # just past it: float rounding must not wake the loop a hair early
-                pause = max(0.0, (due_at - self.clock.now()).total_seconds()) + CLEANUP_SLACK_S
+            else:
+                pause = max(0.0, (due_at - self.clock.now()).total_seconds()) + WAKE_SLACK_S
             await cleaner.sooner.wait(self.clock, pause)
             if not self._stopping and cleaner.due():
                 await self._guarded("clean-up", cleaner.flush)

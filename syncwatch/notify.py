@@ -66,7 +66,7 @@ import httpx
 import structlog
 from prometheus_client import Gauge
 
-from syncwatch.clock import Clock, Wakeup
+from syncwatch.clock import WAKE_SLACK_S, Clock, Wakeup
 from syncwatch.config import Config, PagerDutyTarget, SlackTarget, WebhookTarget
 from syncwatch.config.secrets import SecretRef
 from syncwatch.durations import format_duration
@@ -93,8 +93,6 @@ MAX_IDLE_S = 30.0
 """``run`` looks at the outbox at least this often, even if nobody calls ``wake``."""
 OUTBOX_RETRY_S = 10.0
 """While the outbox cannot be written, rounds are this far apart (not one a second)."""
-WAKE_SLACK_S = 0.001
-"""Wake just after a retry falls due: float rounding must never wake the loop a hair early."""
 PD_SUMMARY_MAX = 1024
 PD_DEDUP_PREFIX = "syncwatch/"
 SLACK_TEXT_MAX = 3000
