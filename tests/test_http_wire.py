@@ -189,6 +189,15 @@ def test_only_query_less_urls_are_kept_and_the_oldest_goes_first(
 
     monkeypatch.setattr(client, "build_request", spy)
     urls = FixedUrls(kept=2)
+    request = urls._request
+
+    def spy_lean(
+        client: httpx.AsyncClient, method: str, url: httpx.URL, kwargs: dict[str, Any]
+    ) -> httpx.Request:
+        given.append(url)
+        return request(client, method, url, kwargs)
+
+    monkeypatch.setattr(urls, "_request", spy_lean)
     urls.build(client, "GET", "/services/data/v62.0/query?q=x", {})
     urls.build(client, "GET", "/services/data/v62.0/query?q=y", {})
     assert len(urls) == 1  # the path, not the queries
@@ -200,11 +209,12 @@ def test_only_query_less_urls_are_kept_and_the_oldest_goes_first(
     ]
     assert str(given[2]) == f"{BASE}/services/data/v62.0/query?q=y"
     urls.build(client, "GET", "/services/data/v62.0/query", {"params": {"q": "x"}})
+    assert given[3:] == [query, query]  # kept, and with parameters built by httpx itself
     for path in ("/a", "/a", "/b", "/c", "/a"):
         urls.build(client, "GET", path, {})
     assert len(urls) == 2
-    assert given[4:] == ["/a", httpx.URL(f"{BASE}/a"), "/b", "/c", "/a"]
-    assert isinstance(given[5], httpx.URL)
+    assert given[5:] == ["/a", httpx.URL(f"{BASE}/a"), "/b", "/c", "/a"]
+    assert isinstance(given[6], httpx.URL)
 
 
 def test_this_httpx_lets_a_query_into_its_parse_of_the_path() -> None:
@@ -253,6 +263,66 @@ def test_a_url_with_a_query_is_the_url_httpx_builds(
     built = FixedUrls().build(client, "GET", url, {}).url
     assert built.raw_path == expected.raw_path
     assert str(built) == str(expected)
+
+
+_HEADER_NAMES = st.sampled_from(["Authorization", "accept", "Accept", "X-Trace", "user-agent"])
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    method=st.sampled_from(["GET", "POST", "DELETE", "PATCH"]),
+    header_sets=st.lists(
+        st.none() | st.dictionaries(_HEADER_NAMES, st.text("abc xyz/*", max_size=6), max_size=3),
+        min_size=1,
+        max_size=4,
+    ),
+    body=st.none()
+    | st.builds(lambda value: {"json": value}, _JSON)
+    | st.builds(lambda data: {"content": data}, st.binary(max_size=12)),
+)
+def test_a_request_built_from_kept_headers_is_the_one_build_request_makes(
+    method: str, header_sets: list[dict[str, str] | None], body: dict[str, Any] | None
+) -> None:
+    """The client's headers merged with each call's once, the timeout read once: method, URL,
+    headers (order and case included), body and extensions are what ``build_request`` makes,
+    call after call, whichever header sets come and go."""
+    client = httpx.AsyncClient(
+        base_url=BASE, headers={"User-Agent": "syncwatch-test"}, timeout=httpx.Timeout(7.0)
+    )
+    urls = FixedUrls()
+    for headers in [*header_sets, *header_sets]:
+        kwargs = {**(body or {}), **({} if headers is None else {"headers": headers})}
+        built = urls.build(client, method, "/rest/v1/leads.json", kwargs)
+        expected = client.build_request(method, "/rest/v1/leads.json", **kwargs)
+        assert (built.method, str(built.url)) == (expected.method, str(expected.url))
+        assert built.headers.raw == expected.headers.raw
+        assert built.content == expected.content
+        assert built.extensions == expected.extensions
+        built.headers["X-Mutated"] = "1"  # a request's own copy: nothing kept changes
+
+
+def test_a_client_whose_headers_or_timeout_change_is_read_again() -> None:
+    """Kept merges belong to the client's headers and timeout as they were: set new ones (as
+    httpx's setters do) and the next request carries them. A client with cookies or query
+    parameters of its own is built by httpx as a whole."""
+    client = httpx.AsyncClient(base_url=BASE, headers={"X-Old": "1"})
+    urls = FixedUrls()
+    for _ in range(2):  # the second is built from what is kept
+        urls.build(client, "GET", "/a", {"headers": {"Authorization": "t"}})
+    client.headers = {"X-New": "2"}
+    client.timeout = httpx.Timeout(3.0)
+    built = urls.build(client, "GET", "/a", {"headers": {"Authorization": "t"}})
+    assert "X-Old" not in built.headers and built.headers["X-New"] == "2"
+    assert built.extensions["timeout"] == httpx.Timeout(3.0).as_dict()
+    client.params = {"api": "1"}
+    assert str(urls.build(client, "GET", "/a", {}).url) == f"{BASE}/a?api=1"
 
 
 # -- reading the answer up to a bound ----------------------------------------------------------
