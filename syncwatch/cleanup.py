@@ -14,8 +14,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import structlog
-
+from syncwatch import logs
 from syncwatch.clock import Clock, Wakeup
 from syncwatch.config import Config, Integration
 from syncwatch.config.model import CleanupPolicy
@@ -25,7 +24,7 @@ from syncwatch.store import Store, from_db_time
 from syncwatch.vendors.base import Record, SourceRef
 from syncwatch.vendors.registry import Adapters, destination_key
 
-log = structlog.get_logger("syncwatch.cleanup")
+log = logs.get_logger("syncwatch.cleanup")
 
 FLUSH_EVERY_S: float = CleanupPolicy().flush_every
 """Deletions wait at most this long for companions before a flush, by default."""

@@ -19,8 +19,7 @@ import sqlite3
 from collections.abc import Callable
 from datetime import datetime
 
-import structlog
-
+from syncwatch import logs
 from syncwatch.config import Config, Integration
 from syncwatch.errors import StoreError
 from syncwatch.incident_store import RESOLVE, TRIGGER, IncidentStore, incident_json
@@ -39,7 +38,7 @@ from syncwatch.metrics import Metrics
 from syncwatch.quota import READING_TRUSTED_FOR
 from syncwatch.store import Store
 
-log = structlog.get_logger("syncwatch.incidents")
+log = logs.get_logger("syncwatch.incidents")
 
 
 def own_runbook_base(config: Config) -> str:

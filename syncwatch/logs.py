@@ -64,3 +64,40 @@ class _SharedPrinter:
 
     def __call__(self, *_args: Any) -> structlog.PrintLogger:
         return self.printer
+
+
+class Logger:
+    """``structlog.get_logger(name)``, bound once per logging configuration rather than per call.
+
+    structlog's lazy proxy builds a new bound logger on every call, so that a later
+    ``configure`` reaches a module-level logger; a probe's three log lines cost more than its
+    metrics did. This builds one when first used and again only when the configuration in
+    force is no longer the one it was built under (``structlog.get_config``: its processors,
+    wrapper, context class and logger factory, compared by identity), so a later configuration,
+    and ``structlog.testing.capture_logs``, still reach every module's logger.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._built: tuple[tuple[object, ...], Any] | None = None
+
+    def _current(self) -> Any:
+        config = structlog.get_config()
+        key = (
+            config["processors"],
+            config["wrapper_class"],
+            config["context_class"],
+            config["logger_factory"],
+        )
+        built = self._built
+        if built is None or any(now is not then for now, then in zip(key, built[0], strict=True)):
+            built = self._built = (key, structlog.get_logger(self._name).bind())
+        return built[1]
+
+    def __getattr__(self, method: str) -> Any:
+        """``info``, ``warning``, ``bind`` … of the logger the configuration in force makes."""
+        return getattr(self._current(), method)
+
+
+def get_logger(name: str) -> Logger:
+    return Logger(name)
