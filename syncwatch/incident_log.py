@@ -98,9 +98,13 @@ class IncidentLog:
             self.observe(quota)
 
     def observe(self, observation: Observation) -> Step | None:
-        """Advance one track, persist the step with its notifications; None if not saved."""
+        """Advance one track, persist the step with its notifications; None if nothing was saved
+        (a healthy track that stays healthy, or a store that refused the write)."""
         key = (observation.integration, observation.track)
-        track = self.tracks.get(key) or Track(observation.integration, observation.track)
+        known = self.tracks.get(key)
+        if observation.cause is None and (known is None or known.is_clean):
+            return None  # healthy and staying so, the common case: nothing to judge or write
+        track = known or Track(observation.integration, observation.track)
         step = observe(track, observation, self.policy, self._runbook)
         if step.track == track and step.incident is None:
             return step  # a healthy track stays as it was: nothing to write

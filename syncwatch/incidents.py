@@ -113,6 +113,12 @@ class Track:
     """Causes of the bad streak that has not opened an incident yet."""
     open: Incident | None = None
 
+    @property
+    def is_clean(self) -> bool:
+        """No incident open and no bad streak: a good observation leaves it as it is (the
+        streak fields are only ever set during a bad streak or while an incident is open)."""
+        return self.open is None and self.bad_streak == 0
+
 
 @dataclass(frozen=True)
 class Step:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from syncwatch.errors import ATTRIBUTION
 from syncwatch.incidents import (
@@ -239,3 +241,22 @@ def test_runbook_url_is_concatenated_as_written() -> None:
     """DESIGN §8: runbook_base_url + cause, no slash added or removed."""
     assert runbook_url("auth", "https://wiki.example/rb/") == "https://wiki.example/rb/auth"
     assert runbook_url("auth", "https://wiki.example/rb/sw-") == "https://wiki.example/rb/sw-auth"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    sequence=st.text(alphabet=".5tls", max_size=12),
+    confirm=st.integers(1, 3),
+    recover=st.integers(1, 3),
+)
+def test_a_clean_track_is_one_a_good_observation_leaves_as_it_is(
+    sequence: str, confirm: int, recover: int
+) -> None:
+    """``Track.is_clean`` lets the incident log skip a healthy track's good observations (most
+    probes) without judging them: after any history, it holds exactly when a good observation
+    would change nothing and involve no incident."""
+    policy = Policy(confirm=confirm, recover=recover)
+    track, _ = play(sequence, policy)
+    step = observe(track, Observation("hs-sf", PROBES, at(len(sequence)), None), policy, runbook)
+    unchanged = step.track == track and step.incident is None
+    assert track.is_clean == unchanged
