@@ -8,9 +8,10 @@ that matter are the agreements, which do not need a month.
 
 from __future__ import annotations
 
+import gc
 import json
 import re
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ from dynamics_support import with_dynamics
 from typer.testing import CliRunner
 
 from syncwatch.cli import app
+from syncwatch.sandbox.scenario import load_scenario
+from syncwatch.simulate import Request, prepare, simulate
 from syncwatch.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
@@ -209,3 +212,31 @@ def test_help_explains_every_option() -> None:
         assert option in text
     for promise in ("shipped demo config", "1st of the current month", "never one that holds"):
         assert promise in text
+
+
+async def test_each_day_is_reported_and_what_it_left_is_frozen_until_the_run_ends(
+    tmp_path: Path,
+) -> None:
+    """A month's run prints a line a simulated day, and after each one puts what the day left
+    alive out of the collector's sight (a full collection walked every earlier day again);
+    everything is back in sight when the run ends."""
+    request = Request(
+        REPO / "config" / "demo.yaml",
+        load_scenario(REPO / "probes" / "scenarios" / "demo.yaml"),
+        tmp_path / "sim.db",
+        date.fromisoformat(START),
+        2.0,
+    )
+    simulation, span, config_file = prepare(request)
+    frozen: list[tuple[str, int]] = []
+    await simulate(
+        simulation,
+        span,
+        config_file,
+        request.first_day,
+        progress=lambda line: frozen.append((line.split(" (")[0], gc.get_freeze_count())),
+    )
+    simulation.store.close()
+    assert [line for line, _ in frozen] == ["day 1 of 2 simulated", "day 2 of 2 simulated"]
+    assert frozen[1][1] > frozen[0][1] > 0  # the first day's survivors joined the frozen
+    assert gc.get_freeze_count() == 0
