@@ -24,6 +24,8 @@ from syncwatch.config import Config, Integration
 from syncwatch.errors import StoreError
 from syncwatch.incident_store import RESOLVE, TRIGGER, IncidentStore, incident_json
 from syncwatch.incidents import (
+    PROBES,
+    QUOTA,
     Incident,
     Observation,
     Policy,
@@ -79,6 +81,7 @@ class IncidentLog:
         self.runbook_base = own_runbook_base(config)
         self.targets = [target.name for target in config.notifications]
         self.tracks: dict[tuple[str, str], Track] = {}
+        self._quota_watch: dict[str, list[tuple[str, str, int]]] = {}
 
     def resume(self) -> list[Incident]:
         """Load every track as the last run left it; returns the incidents still open."""
@@ -91,11 +94,26 @@ class IncidentLog:
     def probe_finished(
         self, integration: Integration, outcome: str, error_class: str | None, at: datetime
     ) -> None:
-        """One finished probe: an observation of its ``probes`` and ``quota`` tracks."""
-        self.observe(probe_observation(integration.name, outcome, error_class, at))
-        quota = quota_observation(integration.name, self._quota_levels(integration, at), at)
-        if quota is not None:
+        """One finished probe: an observation of its ``probes`` and ``quota`` tracks.
+
+        Most probes are good ones on clean tracks, which change nothing: those are known
+        without building the observation (``Track.is_clean``, as ``observe`` checks it)."""
+        name = integration.name
+        if outcome != "ok" or not self._clean(name, PROBES):
+            self.observe(probe_observation(name, outcome, error_class, at))
+        levels = self._quota_levels(integration, at)
+        if levels and (self._low(levels) or not self._clean(name, QUOTA)):
+            quota = quota_observation(name, levels, at)
+            assert quota is not None  # there are levels to judge by
             self.observe(quota)
+
+    def _clean(self, integration: str, track: str) -> bool:
+        known = self.tracks.get((integration, track))
+        return known is None or known.is_clean
+
+    @staticmethod
+    def _low(levels: list[tuple[int, int]]) -> bool:
+        return any(remaining < warning for remaining, warning in levels)
 
     def observe(self, observation: Observation) -> Step | None:
         """Advance one track, persist the step with its notifications; None if nothing was saved
@@ -148,16 +166,26 @@ class IncidentLog:
     def _quota_levels(self, integration: Integration, now: datetime) -> list[tuple[int, int]]:
         """(remaining, warning level) of each account with a fresh daily figure and a level."""
         levels = []
-        for name in {integration.source.account, integration.destination.account}:
-            account = self.config.account(name)
-            window = self.daily_windows.get(name)
-            if account is None or window is None or account.quota.warning_level <= 0:
-                continue
+        for name, window, warning in self._quota_accounts(integration):
             reading = self.store.quota_reading(name, window)
             if reading is None or now - reading.observed_at > READING_TRUSTED_FOR:
                 continue
-            levels.append((reading.as_figure().remaining, account.quota.warning_level))
+            levels.append((max(0, reading.limit - reading.used), warning))
         return levels
+
+    def _quota_accounts(self, integration: Integration) -> list[tuple[str, str, int]]:
+        """(account, daily window, warning level) of the integration's accounts that have
+        both: fixed by the config, so found once per integration, not once per probe."""
+        found = self._quota_watch.get(integration.name)
+        if found is None:
+            found = []
+            for name in sorted({integration.source.account, integration.destination.account}):
+                account = self.config.account(name)
+                window = self.daily_windows.get(name)
+                if account is not None and window is not None and account.quota.warning_level > 0:
+                    found.append((name, window, account.quota.warning_level))
+            self._quota_watch[integration.name] = found
+        return found
 
 
 def _context(step: Step) -> dict[str, object]:

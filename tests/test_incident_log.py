@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from daemon_support import build_config, demo_raw
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
@@ -15,6 +18,7 @@ from syncwatch.config import Config
 from syncwatch.events import QuotaReading
 from syncwatch.incident_log import IncidentLog, own_runbook_base
 from syncwatch.incident_store import RESOLVE, TRIGGER
+from syncwatch.incidents import probe_observation, quota_observation
 from syncwatch.metrics import Metrics
 from syncwatch.store import Store
 
@@ -152,3 +156,62 @@ def test_runbook_links_follow_runbook_base_url(tmp_path: Path) -> None:
     base = own_runbook_base(build_config(raw, tmp_path))
     assert base.startswith("http://") and base.endswith(":9999/runbooks/")
     assert "0.0.0.0" not in base
+
+
+_STEPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("probe"), st.sampled_from(["ok", "ok", "lost", "slow", "rejected"])),
+        st.tuples(st.just("quota"), st.sampled_from([14_500, 2_000, 14_990]), st.booleans()),
+    ),
+    max_size=14,
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(steps=_STEPS)
+def test_skipping_healthy_observations_changes_no_track_and_no_incident(
+    config: Config, steps: list[tuple[Any, ...]]
+) -> None:
+    """``probe_finished`` leaves out a good observation of a clean track (most probes); a log
+    that observes every probe and every fresh quota figure, as DESIGN §8 describes, ends with
+    the same tracks, the same incidents and the same notifications queued."""
+    integration, account = config.integrations[0], config.account("salesforce-demo")
+    assert account is not None
+    with tempfile.TemporaryDirectory() as scratch:
+        stores = [Store.open(Path(scratch) / f"{name}.db") for name in ("fast", "every")]
+        fast, every = (
+            IncidentLog(config, store, Metrics(config, CollectorRegistry(), WINDOWS), WINDOWS)
+            for store in stores
+        )
+        reading: tuple[int, datetime] | None = None
+        for minute, step in enumerate(steps):
+            at = T0 + timedelta(minutes=minute)
+            if step[0] == "quota":
+                used, fresh = step[1], step[2]
+                observed = at if fresh else at - timedelta(hours=2)
+                if reading is None or observed >= reading[1]:  # the store keeps the newest
+                    reading = (used, observed)
+                for log in (fast, every):
+                    log.store.save_quota(
+                        QuotaReading(
+                            "salesforce-demo", "api-usage", "salesforce", used, 15_000, observed
+                        )
+                    )
+                continue
+            outcome = step[1]
+            error_class = None if outcome == "ok" else "sync_lost"
+            fast.probe_finished(integration, outcome, error_class, at)
+            every.observe(probe_observation(integration.name, outcome, error_class, at))
+            if reading is not None and at - reading[1] <= timedelta(hours=1):
+                levels = [(15_000 - reading[0], account.quota.warning_level)]
+                quota = quota_observation(integration.name, levels, at)
+                assert quota is not None
+                every.observe(quota)
+        assert fast.tracks == every.tracks
+        assert fast.incidents.open_incidents() == every.incidents.open_incidents()
+        queued = "SELECT target, event, incident FROM outbox ORDER BY id"
+        assert stores[0].db.execute(queued).fetchall() == stores[1].db.execute(queued).fetchall()
+        for store in stores:
+            store.close()
