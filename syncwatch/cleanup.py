@@ -14,7 +14,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from syncwatch import logs
+import structlog
+
 from syncwatch.clock import Clock, Wakeup
 from syncwatch.config import Config, Integration
 from syncwatch.config.model import CleanupPolicy
@@ -24,7 +25,7 @@ from syncwatch.store import Store, from_db_time
 from syncwatch.vendors.base import Record, SourceRef
 from syncwatch.vendors.registry import Adapters, destination_key
 
-log = logs.get_logger("syncwatch.cleanup")
+log = structlog.get_logger("syncwatch.cleanup")
 
 FLUSH_EVERY_S: float = CleanupPolicy().flush_every
 """Deletions wait at most this long for companions before a flush, by default."""

@@ -21,9 +21,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+import structlog
 from prometheus_client import CollectorRegistry
 
-from syncwatch import logs
 from syncwatch.clock import WAKE_SLACK_S, Clock
 from syncwatch.config import Config, Integration, TemplateRun
 from syncwatch.errors import StoreError, SyncwatchError
@@ -43,7 +43,7 @@ from syncwatch.vendors.base import Wiring
 from syncwatch.vendors.registry import Adapters, build_adapters
 from syncwatch.web import Health, WebServer, create_web_app, serve
 
-log = logs.get_logger("syncwatch.daemon")
+log = structlog.get_logger("syncwatch.daemon")
 
 MAX_CONCURRENCY = 16
 START_JITTER_S = 10.0

@@ -20,8 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import structlog
 
-from syncwatch import logs
 from syncwatch.clock import Clock
 from syncwatch.config import Config
 from syncwatch.daemon import Tally
@@ -32,7 +32,7 @@ from syncwatch.sandbox.scenario import Scenario
 from syncwatch.sandbox_config import sandbox_config
 from syncwatch.store import Store
 
-log = logs.get_logger("syncwatch.demo")
+log = structlog.get_logger("syncwatch.demo")
 
 SIDES = ("hubspot", "marketo", "salesforce")
 """The sandbox's sides the demo's integrations touch, for "synthetic leads left"."""

@@ -19,7 +19,8 @@ import sqlite3
 from collections.abc import Callable
 from datetime import datetime
 
-from syncwatch import logs
+import structlog
+
 from syncwatch.config import Config, Integration
 from syncwatch.errors import StoreError
 from syncwatch.incident_store import RESOLVE, TRIGGER, IncidentStore, incident_json
@@ -40,7 +41,7 @@ from syncwatch.metrics import Metrics
 from syncwatch.quota import READING_TRUSTED_FOR
 from syncwatch.store import Store
 
-log = logs.get_logger("syncwatch.incidents")
+log = structlog.get_logger("syncwatch.incidents")
 
 
 def own_runbook_base(config: Config) -> str:

@@ -63,9 +63,9 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
+import structlog
 from prometheus_client import Gauge
 
-from syncwatch import logs
 from syncwatch.clock import WAKE_SLACK_S, Clock, Wakeup
 from syncwatch.config import Config, PagerDutyTarget, SlackTarget, WebhookTarget
 from syncwatch.config.secrets import SecretRef
@@ -75,7 +75,7 @@ from syncwatch.http import retry_after, within
 from syncwatch.incident_store import RESOLVE, TRIGGER, IncidentStore, OutboxMessage
 from syncwatch.redact import REDACTOR
 
-log = logs.get_logger("syncwatch.notify")
+log = structlog.get_logger("syncwatch.notify")
 
 Target = WebhookTarget | SlackTarget | PagerDutyTarget
 

@@ -19,7 +19,8 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Protocol
 
-from syncwatch import logs
+import structlog
+
 from syncwatch.cleanup import Cleaner
 from syncwatch.clock import Clock, Wakeup
 from syncwatch.config import Config, Integration, TemplateRun
@@ -43,7 +44,7 @@ from syncwatch.store import Store, from_db_time
 from syncwatch.vendors.base import Probe, Record, probe_email
 from syncwatch.vendors.registry import Adapters, destination_key
 
-log = logs.get_logger("syncwatch.probing")
+log = structlog.get_logger("syncwatch.probing")
 
 PROBE_COST_ESTIMATE = 3.0
 """Calls one probe is expected to cost an account (the target of issue #3), for the guard."""

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from html import escape
 from typing import Any
 
+import structlog
 import uvicorn
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
@@ -35,7 +36,6 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from syncwatch import logs
 from syncwatch.clock import Clock
 from syncwatch.errors import StoreError, SyncwatchError
 from syncwatch.metrics import Metrics
@@ -43,7 +43,7 @@ from syncwatch.runbooks import NAME as RUNBOOK_NAME
 from syncwatch.runbooks import RunbookNotFound, Runbooks, render_markdown, summary, title
 from syncwatch.status import FILTERS, StatusBoard, incident_rows
 
-log = logs.get_logger("syncwatch.web")
+log = structlog.get_logger("syncwatch.web")
 
 GRACEFUL_SHUTDOWN_S = 5.0
 """How long ``stop()`` lets an in-progress scrape finish before cutting it off."""

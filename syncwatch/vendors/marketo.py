@@ -34,8 +34,8 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 import httpx
+import structlog
 
-from syncwatch import logs
 from syncwatch.config.accounts import MarketoAccount
 from syncwatch.config.model import Source as SourceSettings
 from syncwatch.errors import (
@@ -64,7 +64,7 @@ from syncwatch.redact import REDACTOR
 from syncwatch.vendors.base import Injection, Probe, SourceRef, Wiring, cleanup_context, probe_id_of
 from syncwatch.vendors.marketo_auth import MarketoAuth, TokenRefused
 
-log = logs.get_logger("syncwatch.vendors.marketo")
+log = structlog.get_logger("syncwatch.vendors.marketo")
 
 VENDOR = "marketo"
 DAILY_WINDOW = "daily"
