@@ -23,7 +23,7 @@ import structlog
 
 from syncwatch.cleanup import Cleaner
 from syncwatch.clock import Clock, Wakeup
-from syncwatch.config import Config, Integration, TemplateRun
+from syncwatch.config import Config, Integration, QuotaPolicy, TemplateRun
 from syncwatch.errors import StoreError, VendorError, attribution
 from syncwatch.in_flight import InFlight, Tick
 from syncwatch.lifecycle import (
@@ -48,6 +48,8 @@ log = structlog.get_logger("syncwatch.probing")
 
 PROBE_COST_ESTIMATE = 3.0
 """Calls one probe is expected to cost an account (the target of issue #3), for the guard."""
+TRAILING_DAY = timedelta(days=1)
+"""The window of our own calls the quota guard counts against the share."""
 RECENT_LATENCIES = 50
 
 
@@ -93,6 +95,9 @@ class ProbeEngine:
     _per_integration: Counter[str] = field(default_factory=Counter, init=False)
     _per_account: Counter[str] = field(default_factory=Counter, init=False)
     _ticks: dict[str, Tick] = field(default_factory=dict, init=False)
+    _guarded: dict[str, list[tuple[str, QuotaPolicy, str]]] = field(
+        default_factory=dict, init=False
+    )
     recent: dict[str, deque[float]] = field(default_factory=dict)
     on_result: Callable[[Result], None] = lambda _result: None
     work_added: Wakeup = field(default_factory=Wakeup)
@@ -151,18 +156,16 @@ class ProbeEngine:
     def _guard(self, integration: Integration) -> str | None:
         """The first reason either account of the integration gives to skip this probe."""
         now = self.clock.now()
-        for name in (integration.source.account, integration.destination.account):
-            account = self.config.account(name)
-            assert account is not None
-            daily = self.store.quota_reading(name, self.adapters.daily_windows[name])
+        for name, quota, window in self._guarded_accounts(integration):
+            daily = self.store.quota_reading(name, window)
             # Only a call refreshes a figure: once it is stale the reserve lets one probe
             # through to look again; the share, counted from our own calls, still applies.
             fresh = daily is not None and now - daily.observed_at <= READING_TRUSTED_FOR
             verdict = guard_verdict(
-                reserve=account.quota.reserve,
-                max_share=account.quota.max_share,
+                reserve=quota.reserve,
+                max_share=quota.max_share,
                 daily=daily.as_figure() if daily else None,
-                own_calls_today=self.store.calls_since(name, now - timedelta(days=1)),
+                own_calls_today=self.store.calls_since(name, now - TRAILING_DAY),
                 probe_cost=PROBE_COST_ESTIMATE,
                 # What the probes still in flight have yet to spend (their polls and deletes),
                 # and one probe's worth kept for the calls no guard stops (the daily sweep, a
@@ -173,6 +176,19 @@ class ProbeEngine:
             if verdict is not None:
                 return f"{name}: {verdict}"
         return None
+
+    def _guarded_accounts(self, integration: Integration) -> list[tuple[str, QuotaPolicy, str]]:
+        """The source's and the destination's name, quota policy and daily window: fixed by
+        the config, so looked up once per integration rather than before every probe."""
+        found = self._guarded.get(integration.name)
+        if found is None:
+            found = []
+            for name in (integration.source.account, integration.destination.account):
+                account = self.config.account(name)
+                assert account is not None
+                found.append((name, account.quota, self.adapters.daily_windows[name]))
+            self._guarded[integration.name] = found
+        return found
 
     def _in_flight_on(self, account: str) -> int:
         """Probes in flight whose source or destination is ``account``."""
