@@ -202,6 +202,13 @@ class IncidentStore:
                 [error, to_db_time(retry_at), message_id],
             )
 
+    def outbox_has_pending(self) -> bool:
+        """Whether any message is undelivered: the notifier's idle look, one index probe."""
+        row = self.db.execute(
+            "SELECT EXISTS (SELECT 1 FROM outbox WHERE delivered_at IS NULL)"
+        ).fetchone()
+        return bool(row[0])
+
     def outbox_pending(self) -> dict[str, int]:
         """Undelivered messages per target."""
         rows = self.db.execute(

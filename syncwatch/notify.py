@@ -313,15 +313,20 @@ class Notifier:
         When the last look found nothing queued and nobody has woken us since, one count of
         the outbox stands for the whole round: an idle daemon reads one row a look."""
         self._store_failing = False
-        if self._nothing_pending and not self._count():
+        if self._nothing_pending and not self._count(idle=True):
             return 0
         counts = await asyncio.gather(*(self._drain(name) for name in self.targets))
         self._count()
         return sum(counts)
 
-    def _count(self) -> bool:
-        """Refresh the pending figures; whether anything is queued (True when unknown)."""
+    def _count(self, idle: bool = False) -> bool:
+        """Refresh the pending figures; whether anything is queued (True when unknown).
+
+        ``idle``: nothing was queued at the last count. While that holds, the figures stand
+        and one look at the outbox's index says so, without counting per target."""
         try:
+            if idle and not self.incidents.outbox_has_pending():
+                return False
             self._account()
         except (StoreError, sqlite3.Error) as exc:
             self._nothing_pending = False  # unknown: keep looking on the timer
