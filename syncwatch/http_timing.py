@@ -8,6 +8,7 @@ virtual clock as on the real one, so neither reads the wall clock or the loop's.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -76,7 +77,7 @@ class ClockOffset:
         if server.tzinfo is None:
             return
         low = (server - received).total_seconds()
-        high = (server + timedelta(seconds=1) - sent).total_seconds()
+        high = (server + _ONE_SECOND - sent).total_seconds()
         if self.low is None or self.high is None or max(low, self.low) > min(high, self.high):
             self.low, self.high = low, high
         else:
@@ -97,20 +98,40 @@ def _http_date(value: str) -> datetime:
     the same second carry the same text.
 
     The form RFC 9110 §5.6.7 says senders must use (``Sun, 06 Nov 1994 08:49:37 GMT``) is read
-    by position; anything else (the obsolete forms a recipient must still accept, a wrong
-    one) by the email parser, which ``parsedate_to_datetime`` is."""
-    if len(value) == 29 and value.endswith(" GMT") and value[3:5] == ", ":
-        month = _MONTHS.get(value[8:11])
-        fields = (value[12:16], value[5:7], value[17:19], value[20:22], value[23:25])
-        separators = value[4] + value[7] + value[11] + value[16] + value[19] + value[22]
-        if month and separators == "    ::" and all(f.isascii() and f.isdigit() for f in fields):
-            year, day, hour, minute, second = map(int, fields)
-            if year >= 100:  # the email parser reads a smaller one as a two-digit year
-                try:
-                    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
-                except ValueError:
-                    pass  # out of range: the email parser decides
+    by position, its date part once a day (``_fixdate_day``), since each call mostly lands in a
+    second of its own; anything else (the obsolete forms a recipient must still accept, a
+    wrong one) by the email parser, which ``parsedate_to_datetime`` is."""
+    if len(value) == 29 and value[16] == " " and value.endswith(" GMT"):
+        day = _fixdate_day(value[:16])
+        if day is not None and _TIME_OF_DAY.fullmatch(value, 17, 25):
+            hour, minute, second = int(value[17:19]), int(value[20:22]), int(value[23:25])
+            return day + timedelta(0, hour * 3600 + minute * 60 + second)
     return parsedate_to_datetime(value)
+
+
+@functools.lru_cache(maxsize=8)
+def _fixdate_day(value: str) -> datetime | None:
+    """Midnight UTC of an IMF-fixdate's date part (``Sun, 06 Nov 1994``), or None where the
+    email parser must decide: not that form, a year it reads as two digits, no such day."""
+    month = _MONTHS.get(value[8:11])
+    fields = (value[12:16], value[5:7])
+    if value[3:5] != ", " or value[7] + value[11] != "  " or not month:
+        return None
+    if not all(field.isascii() and field.isdigit() for field in fields):
+        return None
+    year, day = map(int, fields)
+    if year < 100:  # the email parser reads a smaller one as a two-digit year
+        return None
+    try:
+        return datetime(year, month, day, tzinfo=UTC)
+    except ValueError:
+        return None  # out of range: the email parser decides
+
+
+_TIME_OF_DAY = re.compile(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]")
+"""``08:49:37``, ASCII digits in range: a leap second or a wrong one goes to the email parser."""
+_ONE_SECOND = timedelta(seconds=1)
+"""A ``Date`` header's resolution."""
 
 
 _MONTHS = {
