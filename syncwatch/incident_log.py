@@ -125,8 +125,6 @@ class IncidentLog:
             return None  # healthy and staying so, the common case: nothing to judge or write
         track = known or Track(observation.integration, observation.track)
         step = observe(track, observation, self.policy, self._runbook)
-        if step.track == track and step.incident is None:
-            return step  # a healthy track stays as it was: nothing to write
         messages = self._messages(step)
         try:
             self.incidents.apply(step, messages)
@@ -171,7 +169,7 @@ class IncidentLog:
             reading = self.store.quota_reading(name, window)
             if reading is None or now - reading.observed_at > READING_TRUSTED_FOR:
                 continue
-            levels.append((max(0, reading.limit - reading.used), warning))
+            levels.append((reading.as_figure().remaining, warning))
         return levels
 
     def _quota_accounts(self, integration: Integration) -> list[tuple[str, str, int]]:
