@@ -17,7 +17,7 @@ import sqlite3
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -132,7 +132,7 @@ class Daemon:
         self.metrics = Metrics(self.config, self.registry, self.adapters.daily_windows)
         self.health = Health(self.clock, tick_stale_after_s=3 * IDLE_WAKE_S)
         self.health.config_loaded = True
-        observer = self.metrics if self.probe_metrics else Unobserved()
+        observer = self.metrics if self.probe_metrics else None
         self.engine = ProbeEngine(
             self.config, self.store, self.clock, self.adapters, observer, self.rng
         )
@@ -495,21 +495,3 @@ def stop_on_signals(stop: asyncio.Event) -> Callable[[], None]:
 def start_window(every: float, schedules: int) -> float:
     """How long after start-up a schedule's first probe may start (``MAX_STARTS_PER_S``)."""
     return min(every, max(START_JITTER_S, schedules / MAX_STARTS_PER_S))
-
-
-class Unobserved:
-    """``ProbeObserver`` for a daemon that keeps no probe metrics: results go to the store."""
-
-    def probe_finished(
-        self,
-        integration: str,
-        template: str,
-        outcome: str,
-        error_class: str | None,
-        latency_s: float | None,
-        finished_at: datetime,
-    ) -> None:
-        return None
-
-    def set_in_flight(self, integration: str, count: int) -> None:
-        return None

@@ -88,7 +88,8 @@ class ProbeEngine:
     store: Store
     clock: Clock
     adapters: Adapters
-    observer: ProbeObserver
+    observer: ProbeObserver | None
+    """None: a daemon that keeps no probe metrics (``syncwatch simulate``)."""
     rng: random.Random = field(default_factory=random.Random)
     in_flight: dict[str, dict[str, InFlight]] = field(default_factory=dict)
     """By destination key, then probe id."""
@@ -393,9 +394,10 @@ class ProbeEngine:
         if not clean:
             changes["finished_at"] = now
         self.store.update_probe(result.probe_id, **changes)
-        self.observer.probe_finished(
-            result.integration, result.template, outcome, error_class, latency_s, now
-        )
+        if self.observer is not None:
+            self.observer.probe_finished(
+                result.integration, result.template, outcome, error_class, latency_s, now
+            )
         if clean:
             self.cleaner.enqueue(result.probe_id, queued_at=now)
         result.outcome, result.error_class = outcome, error_class
@@ -412,7 +414,8 @@ class ProbeEngine:
         return result
 
     def _report_in_flight(self, integration: str) -> None:
-        self.observer.set_in_flight(integration, self._per_integration[integration])
+        if self.observer is not None:
+            self.observer.set_in_flight(integration, self._per_integration[integration])
 
     # -- resume --------------------------------------------------------------------------------
 
